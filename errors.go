@@ -1,0 +1,13 @@
+package wxtoken
+
+import "errors"
+
+var (
+	// ErrNotFound is returned by a Store's Load when the key holds no token.
+	ErrNotFound = errors.New("wxtoken: token not found in store")
+	// ErrNewerToken is returned by a Store's Save when the store already holds a
+	// token newer than the one offered; the stored token is kept.
+	ErrNewerToken = errors.New("wxtoken: store holds a newer token")
+	// ErrClosed is returned by every method of a Client after Close.
+	ErrClosed = errors.New("wxtoken: client closed")
+)
