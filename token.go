@@ -1,6 +1,7 @@
 package wxtoken
 
 import (
+	"fmt"
 	"time"
 )
 
@@ -15,4 +16,26 @@ type Token struct {
 // ExpiresAt reports when WeChat stops accepting the token.
 func (t Token) ExpiresAt() time.Time {
 	return t.CreateTime.Add(time.Duration(t.ExpiresIn) * time.Second)
+}
+
+// maxExpiresIn bounds the lifetimes a Token may claim. WeChat promises "within
+// 7200 s"; a day leaves room for change while still catching a corrupt value
+// that would otherwise schedule a refresh decades away.
+const maxExpiresIn = 24 * 60 * 60
+
+// Validate reports whether t can be used at all: it must have a token, a
+// positive lifetime of at most a day, and a creation time. It says nothing about
+// expiry. Stores use it to treat malformed records as corrupt rather than as tokens.
+func (t Token) Validate() error {
+	switch {
+	case t.AccessToken == "":
+		return fmt.Errorf("%w: empty access_token", ErrInvalidToken)
+	case t.ExpiresIn <= 0:
+		return fmt.Errorf("%w: expires_in %d is not positive", ErrInvalidToken, t.ExpiresIn)
+	case t.ExpiresIn > maxExpiresIn:
+		return fmt.Errorf("%w: expires_in %d exceeds %d", ErrInvalidToken, t.ExpiresIn, maxExpiresIn)
+	case t.CreateTime.IsZero():
+		return fmt.Errorf("%w: no createTime", ErrInvalidToken)
+	}
+	return nil
 }
