@@ -1,8 +1,21 @@
 package wxtoken
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
+	"unicode"
 )
 
 // Token is one access_token as WeChat issued it. Its JSON form is the cache file
@@ -36,6 +49,255 @@ func (t Token) Validate() error {
 		return fmt.Errorf("%w: expires_in %d exceeds %d", ErrInvalidToken, t.ExpiresIn, maxExpiresIn)
 	case t.CreateTime.IsZero():
 		return fmt.Errorf("%w: no createTime", ErrInvalidToken)
+	}
+	return nil
+}
+
+// Client obtains, caches, persists and renews the access_token of one WeChat
+// Official Account. It is safe for concurrent use; create one per appid and share
+// it. A fresh token is returned by Get without locking, reading the clock, I/O or
+// allocation; renewal happens in the background before the token expires.
+type Client struct {
+	cur atomic.Pointer[entry] // never nil: emptyEntry until a token is cached
+
+	cfg     config
+	appID   string
+	key     string
+	store   Store
+	locker  Locker // nil when the store cannot lock
+	fetcher fetcher
+	log     *slog.Logger
+
+	ctx    context.Context // cancelled by Close; parent of every shared fetch
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // background work that Close waits for
+
+	mu          sync.Mutex // guards the fields below and every publication to cur
+	closed      bool
+	inflight    *call
+	gate        gate
+	staleTimer  *time.Timer
+	expireTimer *time.Timer
+	retryTimer  *time.Timer
+	syncTimer   *time.Timer
+	forces      []time.Time // stable-token force refreshes of the last day
+
+	stats stats
+}
+
+// New returns a Client for the Official Account appID with the secret appSecret.
+// It does no I/O: the token is loaded or fetched on first use. An empty appID or
+// secret, or an invalid option value, is an error.
+func New(appID, appSecret string, opts ...Option) (*Client, error) {
+	if err := checkCredentials(appID, appSecret); err != nil {
+		return nil, err
+	}
+	cfg := defaultConfig()
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	c := &Client{cfg: cfg, appID: appID, log: cfg.logger, store: cfg.store, key: cfg.key}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
+	if c.store == nil {
+		c.store = defaultStore(c.log)
+	}
+	c.locker, _ = c.store.(Locker)
+	if c.key == "" {
+		c.key = defaultKey(appID, cfg.stable)
+	}
+	hc := cfg.httpClient
+	if hc == nil {
+		hc = &http.Client{Timeout: DefaultHTTPTimeout}
+	}
+	c.fetcher = fetcher{hc: hc, baseURL: cfg.baseURL, appID: appID, secret: appSecret, stable: cfg.stable}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.cur.Store(emptyEntry)
+	c.mu.Lock()
+	c.scheduleSyncLocked()
+	c.mu.Unlock()
+	return c, nil
+}
+
+// Get returns a valid access_token. A fresh cached token is returned at once; a
+// token close to expiry is returned at once too while one renewal runs in the
+// background; only a missing or expired token makes the caller wait, for one
+// fetch shared with every other caller. ctx bounds this caller's wait only.
+func (c *Client) Get(ctx context.Context) (string, error) {
+	if e := c.cur.Load(); e.state == stateFresh {
+		return e.tok.AccessToken, nil
+	}
+	return c.getSlow(ctx)
+}
+
+// getSlow is kept apart so that Get stays small enough to be inlined.
+func (c *Client) getSlow(ctx context.Context) (string, error) {
+	tok, err := c.slow(ctx)
+	return tok.AccessToken, err
+}
+
+// Token is Get returning the whole Token, with its lifetime.
+func (c *Client) Token(ctx context.Context) (Token, error) {
+	if e := c.cur.Load(); e.state == stateFresh {
+		return e.tok, nil
+	}
+	return c.slow(ctx)
+}
+
+func (c *Client) slow(ctx context.Context) (Token, error) {
+	switch e := c.cur.Load(); e.state {
+	case stateFresh:
+		return e.tok, nil
+	case stateStale:
+		c.refresh()
+		return e.tok, nil
+	case stateClosed:
+		return Token{}, ErrClosed
+	}
+	return c.await(ctx, request{})
+}
+
+// Invalidate reports that WeChat rejected the token bad (errcode 40001, 40014 or
+// 42001) and returns the token to retry with. When the cache, or the store that
+// other processes share, already holds a different valid token, that one is
+// returned without a fetch; otherwise one fetch is shared by every caller that
+// reported bad. A token obtained less than the reject guard ago is not refetched:
+// the error then matches ErrRejectedTooSoon. In stable-token mode a force refresh
+// is used only when WeChat hands back bad itself, within WeChat's limits
+// (ErrForceRefreshLimited).
+func (c *Client) Invalidate(ctx context.Context, bad string) (string, error) {
+	e := c.cur.Load()
+	if e == closedEntry {
+		return "", ErrClosed
+	}
+	req := request{bad: Token{AccessToken: bad}}
+	if e.state < stateExpired && e.tok.AccessToken != bad {
+		return e.tok.AccessToken, nil
+	}
+	if e.tok.AccessToken == bad {
+		req.bad = e.tok
+	}
+	// A fetch already under way for another reason may still end with bad; then
+	// one more, made for this rejection, settles it.
+	for range 2 {
+		tok, err := c.await(ctx, req)
+		if err != nil || tok.AccessToken != bad {
+			return tok.AccessToken, err
+		}
+	}
+	return "", fmt.Errorf("%w (token %s)", ErrRejectedTooSoon, fingerprint(bad))
+}
+
+// Close stops the background renewal and waits for work under way to end.
+// Callers waiting for a fetch get ErrClosed, and so does every later call. Close
+// is idempotent and always returns nil.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.cur.Store(closedEntry)
+	for _, t := range []*time.Timer{c.staleTimer, c.expireTimer, c.retryTimer, c.syncTimer} {
+		if t != nil {
+			t.Stop()
+		}
+	}
+	c.cancel()
+	c.mu.Unlock()
+	c.wg.Wait()
+	return nil
+}
+
+// Stats counts what the Client has done since New.
+type Stats struct {
+	Fetches        int64 // requests sent to WeChat's token endpoint
+	FetchFailures  int64 // of those, the ones that gave no token
+	StoreLoads     int64 // tokens taken from the Store instead of WeChat
+	ForceRefreshes int64 // stable-token requests with force_refresh
+}
+
+type stats struct {
+	fetches, fetchFailures, storeLoads, forceRefreshes atomic.Int64
+}
+
+// Stats returns the Client's counters, for metrics and tests.
+func (c *Client) Stats() Stats {
+	return Stats{
+		Fetches:        c.stats.fetches.Load(),
+		FetchFailures:  c.stats.fetchFailures.Load(),
+		StoreLoads:     c.stats.storeLoads.Load(),
+		ForceRefreshes: c.stats.forceRefreshes.Load(),
+	}
+}
+
+// fingerprint names a token in logs and errors without revealing it.
+func fingerprint(tok string) string {
+	sum := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(sum[:4])
+}
+
+func defaultKey(appID string, stable bool) string {
+	if stable {
+		return appID + ".stable"
+	}
+	return appID
+}
+
+func defaultStore(log *slog.Logger) Store {
+	dir, err := os.UserCacheDir()
+	if err == nil {
+		var fs *FileStore
+		if fs, err = NewFileStore(filepath.Join(dir, "wxtoken")); err == nil {
+			return fs
+		}
+	}
+	log.Warn("wxtoken: no cache folder; tokens are kept in memory only and fetched again after a restart",
+		"err", err)
+	return NewMemoryStore()
+}
+
+func checkCredentials(appID, secret string) error {
+	switch {
+	case appID == "":
+		return errors.New("wxtoken: empty appID")
+	case secret == "":
+		return errors.New("wxtoken: empty app secret")
+	case len(appID) > 64 || strings.IndexFunc(appID, notKeyRune) >= 0:
+		return fmt.Errorf("wxtoken: appID %q has characters outside [A-Za-z0-9_-]", appID)
+	case strings.IndexFunc(secret, unicode.IsControl) >= 0 || strings.ContainsRune(secret, ' '):
+		return errors.New("wxtoken: app secret contains spaces or control characters")
+	}
+	return nil
+}
+
+func notKeyRune(r rune) bool {
+	return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-')
+}
+
+func (cfg *config) check() error {
+	u, err := url.Parse(cfg.baseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("wxtoken: base URL %q is not an http(s) URL", cfg.baseURL)
+	}
+	cfg.baseURL = strings.TrimRight(cfg.baseURL, "/")
+	switch {
+	case cfg.refreshBefore < 0:
+		return errors.New("wxtoken: negative refresh margin")
+	case cfg.fetchTimeout <= 0:
+		return errors.New("wxtoken: fetch timeout must be positive")
+	case cfg.lockLease <= 0:
+		return errors.New("wxtoken: lock lease must be positive")
+	case cfg.storeSync < 0, cfg.rejectGuard < 0:
+		return errors.New("wxtoken: negative store sync interval or reject guard")
+	}
+	if !cfg.background {
+		cfg.storeSync = 0
 	}
 	return nil
 }

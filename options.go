@@ -1,0 +1,112 @@
+package wxtoken
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// DefaultBaseURL is the WeChat API origin used unless WithBaseURL says otherwise.
+const DefaultBaseURL = "https://api.weixin.qq.com"
+
+// Defaults of the options below.
+const (
+	DefaultRefreshBefore = 300 * time.Second
+	DefaultFetchTimeout  = 30 * time.Second
+	DefaultHTTPTimeout   = 10 * time.Second
+	DefaultStoreSync     = time.Minute
+	DefaultRejectGuard   = 10 * time.Second
+	DefaultLockLease     = 15 * time.Second
+)
+
+// An Option configures a Client in New.
+type Option func(*config)
+
+type config struct {
+	store         Store
+	httpClient    *http.Client
+	baseURL       string
+	refreshBefore time.Duration
+	stable        bool
+	logger        *slog.Logger
+	key           string
+	background    bool
+	fetchTimeout  time.Duration
+	storeSync     time.Duration
+	rejectGuard   time.Duration
+	lockLease     time.Duration
+}
+
+func defaultConfig() config {
+	return config{
+		baseURL:       DefaultBaseURL,
+		refreshBefore: DefaultRefreshBefore,
+		background:    true,
+		fetchTimeout:  DefaultFetchTimeout,
+		storeSync:     DefaultStoreSync,
+		rejectGuard:   DefaultRejectGuard,
+		lockLease:     DefaultLockLease,
+	}
+}
+
+// WithStore sets where tokens are persisted and shared. The default is a FileStore
+// under os.UserCacheDir()/wxtoken, or a MemoryStore (with a warning in the log)
+// where that folder cannot be had. A Store that also implements Locker makes
+// every Client sharing it fetch one token at a time.
+func WithStore(s Store) Option { return func(c *config) { c.store = s } }
+
+// WithHTTPClient sets the client used to call WeChat. The default has a
+// DefaultHTTPTimeout timeout; a client without a timeout is still bounded by the
+// fetch timeout (WithFetchTimeout).
+func WithHTTPClient(hc *http.Client) Option { return func(c *config) { c.httpClient = hc } }
+
+// WithBaseURL sets the WeChat API origin, such as a wxtest server's URL or a
+// regional endpoint. The default is DefaultBaseURL.
+func WithBaseURL(u string) Option { return func(c *config) { c.baseURL = u } }
+
+// WithRefreshBefore sets how long before expiry a token is renewed. The margin
+// actually used is min(d, ExpiresIn/2), so a short-lived token is renewed around
+// half its life. The default is DefaultRefreshBefore (300 s).
+func WithRefreshBefore(d time.Duration) Option { return func(c *config) { c.refreshBefore = d } }
+
+// WithStableToken makes the Client use POST /cgi-bin/stable_token instead of
+// GET /cgi-bin/token. Stable tokens are kept under their own store key, since
+// WeChat keeps the two kinds apart too.
+func WithStableToken() Option { return func(c *config) { c.stable = true } }
+
+// WithLogger sets where the Client logs renewals and failures. The default is
+// slog.Default(). Log lines never hold the app secret or a full token; tokens are
+// named by a short fingerprint.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithStoreKey overrides the key under which the token is stored. The default is
+// the appid for plain tokens and appid + ".stable" for stable tokens. It lets a
+// FileStore read a file written by another program, such as "access_token".
+func WithStoreKey(key string) Option { return func(c *config) { c.key = key } }
+
+// WithBackgroundRefresh turns the refresh-ahead timers on (the default) or off.
+// With them off, nothing runs between calls: a token that turns stale is renewed
+// when a caller next asks for it (still returning the old token at once).
+func WithBackgroundRefresh(on bool) Option { return func(c *config) { c.background = on } }
+
+// WithFetchTimeout bounds one shared fetch: the cross-process lock, the store
+// and the HTTP round trip together. Callers' own contexts bound only their own
+// waits. The default is DefaultFetchTimeout.
+func WithFetchTimeout(d time.Duration) Option { return func(c *config) { c.fetchTimeout = d } }
+
+// WithStoreSync sets how often the Client re-reads its Store to pick up a token
+// another process or replica renewed, so that it never serves a token superseded
+// more than d ago (WeChat keeps a superseded token valid for five minutes).
+// Zero turns it off. The default is DefaultStoreSync.
+func WithStoreSync(d time.Duration) Option { return func(c *config) { c.storeSync = d } }
+
+// WithRejectGuard sets how long after a token was obtained a rejection of it
+// (Invalidate) is refused instead of causing another fetch, so that a business API
+// that rejects every token cannot drive a fetch loop. The default is
+// DefaultRejectGuard.
+func WithRejectGuard(d time.Duration) Option { return func(c *config) { c.rejectGuard = d } }
+
+// WithLockLease sets how long a cross-process lock taken through a Locker store
+// lasts before it lapses by itself, which bounds how long a crashed holder can
+// delay the others. The default is DefaultLockLease.
+func WithLockLease(d time.Duration) Option { return func(c *config) { c.lockLease = d } }
