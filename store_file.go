@@ -1,0 +1,367 @@
+package wxtoken
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/gofrs/flock"
+)
+
+// ErrInvalidKey is matched (errors.Is) by the error FileStore returns for a key
+// it refuses to turn into a file name.
+var ErrInvalidKey = errors.New("wxtoken: invalid store key")
+
+const (
+	// maxKeyLen keeps every derived file name well below the 255-byte limit
+	// common to file systems.
+	maxKeyLen = 128
+	// maxTokenFileSize caps what Load reads: a real record is about 200 bytes,
+	// so anything this large is damage, and must not cost the process memory.
+	maxTokenFileSize = 64 << 10
+	// lockRetryDelay is how often a waiting Lock or Save polls the file lock;
+	// flock offers no wait that a context can interrupt.
+	lockRetryDelay = 10 * time.Millisecond
+)
+
+// FileStore is a Store that keeps one JSON file per key in a folder, in the
+// format of the Node.js recipe it replaces:
+//
+//	{"createTime":"2020-12-11T03:05:48.123Z","access_token":"...","expires_in":7200}
+//
+// Files are written atomically (temporary file in the same folder, fsync,
+// rename) with mode 0600. Several processes may share the folder: saves are
+// serialized across them with a file lock, and FileStore is a Locker.
+//
+// Besides <key>.json the folder holds <key>.lock (Lock) and .<key>.save.lock
+// (Save). The lock files stay on disk: removing a lock file while another
+// process waits on it would let two processes hold "the" lock at once.
+// The save lock's name starts with a dot, which no key may, so that it can never
+// be the fetch lock of another key.
+//
+// A FileStore is safe for concurrent use.
+type FileStore struct {
+	dir string
+	// saveSem serializes Saves within the process, so that goroutines queue
+	// here instead of polling the file lock; a channel lets ctx bound the wait.
+	saveSem chan struct{}
+	// beforeRename, when set by tests, runs after the temporary file is
+	// complete and before it replaces the record.
+	beforeRename func(tmpPath string) error
+}
+
+var (
+	_ Store  = (*FileStore)(nil)
+	_ Locker = (*FileStore)(nil)
+)
+
+// NewFileStore returns a FileStore keeping its files in dir. It creates dir and
+// its parents with mode 0700 when dir is missing, and fails when dir cannot be
+// created or is not a directory. A relative dir is made absolute now, so a later
+// change of working directory does not move the store.
+func NewFileStore(dir string) (*FileStore, error) {
+	if dir == "" {
+		return nil, errors.New("wxtoken: file store: empty directory name")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("wxtoken: file store: %w", err)
+	}
+	if err := ensureDir(abs); err != nil {
+		return nil, fmt.Errorf("wxtoken: file store: %w", err)
+	}
+	return &FileStore{dir: abs, saveSem: make(chan struct{}, 1)}, nil
+}
+
+// ensureDir creates dir with mode 0700 unless it exists as a directory.
+func ensureDir(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case err == nil && fi.IsDir():
+		return nil
+	case err == nil:
+		return fmt.Errorf("%s is not a directory", dir)
+	case !errors.Is(err, fs.ErrNotExist):
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	// The umask may have taken bits away; the tokens must not be readable by others
+	// either way, and 0700 is what we promise.
+	return os.Chmod(dir, 0o700)
+}
+
+// Dir returns the absolute path of the folder holding the store's files.
+func (s *FileStore) Dir() string { return s.dir }
+
+// Load returns the token saved under key. A missing file yields an error matching
+// ErrNotFound; a file that is not a valid token record (unparsable, too large,
+// or failing Token.Validate) yields one matching ErrCorrupt, which names the file
+// but never quotes its content.
+func (s *FileStore) Load(ctx context.Context, key string) (Token, error) {
+	if err := checkKey(key); err != nil {
+		return Token{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Token{}, err
+	}
+	return readTokenFile(s.tokenPath(key))
+}
+
+// Save writes tok under key, atomically, with mode 0600. It rejects a tok that
+// fails Token.Validate. When the stored token is valid and newer than tok, Save
+// keeps it and returns an error matching ErrNewerToken; a corrupt record is
+// replaced. The compare and the write are one step for every process sharing
+// the folder. ctx bounds the wait for that step, not the step itself.
+//
+// Save does not take the lock handed out by Lock, so a caller holding Lock on
+// key may Save it.
+func (s *FileStore) Save(ctx context.Context, key string, tok Token) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if err := tok.Validate(); err != nil {
+		return fmt.Errorf("wxtoken: file store: save %s: %w", key, err)
+	}
+	release, err := s.lockSave(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer release()
+
+	path := s.tokenPath(key)
+	old, err := readTokenFile(path)
+	switch {
+	case err == nil && old.CreateTime.After(tok.CreateTime):
+		return fmt.Errorf("%w: %s", ErrNewerToken, path)
+	case err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrCorrupt):
+		// Without the current record the newest-wins promise cannot be kept.
+		return fmt.Errorf("wxtoken: file store: save %s: %w", key, err)
+	}
+	return s.writeAtomic(key, path, tok)
+}
+
+// lockSave takes the in-process and then the cross-process save lock of key.
+func (s *FileStore) lockSave(ctx context.Context, key string) (release func(), err error) {
+	select {
+	case s.saveSem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wxtoken: file store: save %s: %w", key, ctx.Err())
+	}
+	fl, err := acquireFlock(ctx, filepath.Join(s.dir, "."+key+".save.lock"))
+	if err != nil {
+		<-s.saveSem
+		return nil, fmt.Errorf("wxtoken: file store: save %s: %w", key, err)
+	}
+	return func() {
+		_ = fl.Unlock() // closing the descriptor releases the lock even if this fails
+		<-s.saveSem
+	}, nil
+}
+
+// writeAtomic replaces path with tok's record so that readers see either the old
+// or the new file, never a partial one, even after a crash.
+func (s *FileStore) writeAtomic(key, path string, tok Token) (err error) {
+	// UTC gives the same "...Z" form the Node recipe writes.
+	tok.CreateTime = tok.CreateTime.UTC()
+	data, err := json.Marshal(tok)
+	if err != nil {
+		return fmt.Errorf("wxtoken: file store: save %s: %w", key, err)
+	}
+	f, err := os.CreateTemp(s.dir, "."+key+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("wxtoken: file store: save %s: %w", key, err)
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			_ = f.Close() // may already be closed; the error is the first failure
+			_ = os.Remove(tmp)
+		}
+	}()
+	if err = writeSyncClose(f, data); err != nil {
+		return fmt.Errorf("wxtoken: file store: save %s: %w", key, err)
+	}
+	if err = os.Chmod(tmp, 0o600); err != nil {
+		return fmt.Errorf("wxtoken: file store: save %s: %w", key, err)
+	}
+	if s.beforeRename != nil {
+		if err = s.beforeRename(tmp); err != nil {
+			return err
+		}
+	}
+	if err = os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("wxtoken: file store: save %s: %w", key, err)
+	}
+	syncDir(s.dir)
+	return nil
+}
+
+func writeSyncClose(f *os.File, data []byte) error {
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// syncDir makes a rename durable. It is best effort: some systems (Windows,
+// some network file systems) cannot sync a directory, and the rename has
+// already succeeded.
+func syncDir(dir string) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return
+	}
+	_ = d.Sync()
+	_ = d.Close()
+}
+
+// Lock takes an exclusive file lock (flock) on <dir>/<key>.lock, waiting until
+// it is free or ctx ends; in the latter case the error matches ctx.Err(). Two
+// holders exclude each other whether they are in different processes or in the
+// same one.
+//
+// lease is accepted for the Locker interface but not used: the operating system
+// releases the lock when the holding process exits or dies, which is what a lease
+// guards against; a holder that is alive but stuck keeps the lock. File locks on
+// network file systems are only as reliable as those systems make them.
+//
+// The returned unlock is idempotent and ignores its context.
+func (s *FileStore) Lock(ctx context.Context, key string, lease time.Duration) (unlock func(context.Context) error, err error) {
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	fl, err := acquireFlock(ctx, filepath.Join(s.dir, key+".lock"))
+	if err != nil {
+		return nil, fmt.Errorf("wxtoken: file store: lock %s: %w", key, err)
+	}
+	// flock.Unlock is idempotent and safe for concurrent calls.
+	return func(context.Context) error { return fl.Unlock() }, nil
+}
+
+// acquireFlock polls for an exclusive lock on path until it holds it or ctx
+// ends. Each call opens its own descriptor, which is what makes flock exclude
+// holders within one process too.
+func acquireFlock(ctx context.Context, path string) (*flock.Flock, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	fl := flock.New(path, flock.SetPermissions(0o600))
+	timer := time.NewTimer(lockRetryDelay)
+	defer timer.Stop()
+	for {
+		ok, err := fl.TryLock()
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return fl, nil
+		}
+		timer.Reset(lockRetryDelay)
+		// Done is consulted only after a failed attempt; tests rely on that
+		// to know a Lock is waiting.
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-timer.C:
+		}
+	}
+}
+
+func (s *FileStore) tokenPath(key string) string {
+	return filepath.Join(s.dir, key+".json")
+}
+
+// checkKey accepts only keys that are plain, visible file name stems: no path
+// separators, no "..", no leading dot, nothing outside [A-Za-z0-9._-].
+func checkKey(key string) error {
+	switch {
+	case key == "":
+		return fmt.Errorf("%w: empty", ErrInvalidKey)
+	case len(key) > maxKeyLen:
+		return fmt.Errorf("%w: %d bytes long, the limit is %d", ErrInvalidKey, len(key), maxKeyLen)
+	case key[0] == '.':
+		return fmt.Errorf("%w %q: starts with a dot", ErrInvalidKey, key)
+	}
+	for i := 0; i < len(key); i++ {
+		if !keyByte(key[i]) {
+			return fmt.Errorf("%w %q: byte %d is not one of A-Z a-z 0-9 . _ -", ErrInvalidKey, key, i)
+		}
+		if key[i] == '.' && i > 0 && key[i-1] == '.' {
+			return fmt.Errorf("%w %q: contains \"..\"", ErrInvalidKey, key)
+		}
+	}
+	return nil
+}
+
+func keyByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		c == '.' || c == '_' || c == '-'
+}
+
+// readTokenFile loads one record, classifying failures as ErrNotFound,
+// ErrCorrupt or a wrapped I/O error.
+func readTokenFile(path string) (Token, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Token{}, fmt.Errorf("%w: %s", ErrNotFound, path)
+	}
+	if err != nil {
+		return Token{}, fmt.Errorf("wxtoken: file store: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxTokenFileSize+1))
+	if err != nil {
+		return Token{}, fmt.Errorf("wxtoken: file store: read %s: %w", path, err)
+	}
+	tok, err := decodeTokenFile(data)
+	if err != nil {
+		return Token{}, fmt.Errorf("%w: %s: %w", ErrCorrupt, path, err)
+	}
+	return tok, nil
+}
+
+// decodeTokenFile parses a record and checks it with Token.Validate. Its errors
+// describe what is wrong without quoting the input, which may hold a token:
+// encoding/json and time both echo offending values in their messages.
+func decodeTokenFile(data []byte) (Token, error) {
+	if len(data) > maxTokenFileSize {
+		return Token{}, fmt.Errorf("larger than %d bytes", maxTokenFileSize)
+	}
+	var tok Token
+	if err := json.Unmarshal(data, &tok); err != nil {
+		return Token{}, describeJSONError(err)
+	}
+	if err := tok.Validate(); err != nil {
+		return Token{}, err
+	}
+	return tok, nil
+}
+
+func describeJSONError(err error) error {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	var parse *time.ParseError
+	switch {
+	case errors.As(err, &syntax):
+		return fmt.Errorf("not valid JSON (at byte %d)", syntax.Offset)
+	case errors.As(err, &typ) && typ.Field != "":
+		return fmt.Errorf("field %s is not a %s", typ.Field, typ.Type)
+	case errors.As(err, &typ):
+		return errors.New("not a JSON object")
+	case errors.As(err, &parse):
+		return errors.New("createTime is not an RFC 3339 time")
+	default:
+		return errors.New("not a valid token record")
+	}
+}
