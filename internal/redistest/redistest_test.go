@@ -1,0 +1,94 @@
+package redistest
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func TestStartAnswersPingOnLoopback(t *testing.T) {
+	s := Start(t)
+	require.NoError(t, ping(s.Addr()))
+	assert.Regexp(t, `^127\.0\.0\.1:\d+$`, s.Addr())
+}
+
+func TestStopThenRestartKeepsAddress(t *testing.T) {
+	s := Start(t)
+	addr := s.Addr()
+
+	s.Stop()
+	require.Error(t, ping(addr), "server must be down after Stop")
+	s.Stop() // idempotent
+
+	s.Restart()
+	assert.Equal(t, addr, s.Addr())
+	require.NoError(t, ping(addr))
+	s.Restart() // no-op while running
+	require.NoError(t, ping(addr))
+}
+
+func TestServersAreIndependent(t *testing.T) {
+	a, b := Start(t), Start(t)
+	require.NotEqual(t, a.Addr(), b.Addr())
+	a.Stop()
+	require.NoError(t, ping(b.Addr()))
+}
+
+// recordingTB stops at Skip and Fatal like a testing.T, and records which was called.
+type recordingTB struct {
+	testing.TB
+	mu      sync.Mutex
+	skipped string
+	fatal   string
+}
+
+func (r *recordingTB) Skip(args ...any) {
+	r.mu.Lock()
+	r.skipped = fmt.Sprint(args...)
+	r.mu.Unlock()
+	runtime.Goexit()
+}
+
+func (r *recordingTB) Fatalf(format string, args ...any) {
+	r.mu.Lock()
+	r.fatal = fmt.Sprintf(format, args...)
+	r.mu.Unlock()
+	runtime.Goexit()
+}
+
+// startWithout runs Start with an empty PATH in its own goroutine, as the
+// testing package does, so that Skip and Fatal can end it.
+func startWithout(t *testing.T, ci string) *recordingTB {
+	t.Setenv("PATH", t.TempDir())
+	t.Setenv("CI", ci)
+	r := &recordingTB{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Start(r)
+		r.Fatalf("Start returned without redis-server")
+	}()
+	<-done
+	return r
+}
+
+func TestMissingRedisSkipsOutsideCI(t *testing.T) {
+	r := startWithout(t, "")
+	assert.Contains(t, r.skipped, "redis-server not installed")
+	assert.Empty(t, r.fatal)
+}
+
+func TestMissingRedisFailsInCI(t *testing.T) {
+	r := startWithout(t, "true")
+	assert.Contains(t, r.fatal, "redis-server not found")
+	assert.Empty(t, r.skipped)
+}
