@@ -50,7 +50,7 @@ type request struct {
 // calling WeChat again: after a permanent error for a cool-down, after a
 // retryable one for an exponential backoff.
 type gate struct {
-	err      error
+	shared   error // the failure as callers get it while the gate is shut
 	until    time.Time
 	failures int
 }
@@ -66,11 +66,10 @@ const (
 
 // check returns the remembered failure while the gate is shut.
 func (g *gate) check(now time.Time) error {
-	if g.err == nil || !now.Before(g.until) {
+	if g.shared == nil || !now.Before(g.until) {
 		return nil
 	}
-	return fmt.Errorf("%w (shared failure: WeChat is not called again before %s)",
-		g.err, g.until.Format(time.RFC3339))
+	return g.shared
 }
 
 // record notes the outcome of an attempt made at now.
@@ -80,12 +79,14 @@ func (g *gate) record(err error, now time.Time) {
 		return
 	}
 	g.failures++
-	g.err = err
 	if IsPermanent(err) {
 		g.until = now.Add(cooldown)
-		return
+	} else {
+		g.until = now.Add(backoffDelay(g.failures))
 	}
-	g.until = now.Add(backoffDelay(g.failures))
+	// Formatted once here, not for each of the callers that will share it.
+	g.shared = fmt.Errorf("%w (shared failure: WeChat is not called again before %s)",
+		err, g.until.Format(time.RFC3339))
 }
 
 func backoffDelay(failures int) time.Duration {

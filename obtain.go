@@ -74,17 +74,17 @@ func (c *Client) reload(ctx context.Context, req request) (Token, bool) {
 	return tok, true
 }
 
-// usable reports whether a stored token may answer req: it must not be the
-// rejected one nor older than the cached one, and it must be fresh, or at least
-// unexpired when the cache has nothing valid to serve meanwhile.
+// usable reports whether a stored token may answer req: it must be neither the
+// rejected one nor the cached one nor older than it, and it must be fresh, or at
+// least unexpired when the cache has nothing valid to serve meanwhile.
 func (c *Client) usable(tok Token, req request, now time.Time) bool {
 	if tok.Validate() != nil || tok.AccessToken == req.bad.AccessToken {
 		return false
 	}
 	cur := c.cur.Load()
 	haveValid := cur.state < stateExpired && cur.tok.AccessToken != req.bad.AccessToken
-	if haveValid && cur.tok.CreateTime.After(tok.CreateTime) {
-		return false
+	if haveValid && (tok.AccessToken == cur.tok.AccessToken || cur.tok.CreateTime.After(tok.CreateTime)) {
+		return false // nothing the cache does not already have
 	}
 	staleAt, expireAt := deadlines(tok, c.cfg.refreshBefore, false)
 	return now.Before(staleAt) || (!haveValid && now.Before(expireAt))
