@@ -122,10 +122,11 @@ func stateAt(now, staleAt, expireAt time.Time) state {
 // await joins the shared fetch, starting one if none runs, and waits for its
 // result or for ctx, whichever comes first. ctx never cancels the fetch itself.
 func (c *Client) await(ctx context.Context, req request) (Token, error) {
-	cl, err := c.join(req)
-	if err != nil {
-		return Token{}, err
+	tok, cl, err := c.join(req)
+	if cl == nil {
+		return tok, err
 	}
+	c.stats.waits.Add(1)
 	select {
 	case <-cl.done:
 		return cl.tok, cl.err
@@ -134,19 +135,25 @@ func (c *Client) await(ctx context.Context, req request) (Token, error) {
 	}
 }
 
-func (c *Client) join(req request) (*call, error) {
+// join returns the shared fetch to wait for, or, when there is nothing to wait
+// for, the answer itself: the cached token, if a fetch that ended after the
+// caller looked made it valid, or the reason no fetch may start.
+func (c *Client) join(req request) (Token, *call, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return nil, ErrClosed
+		return Token{}, nil, ErrClosed
 	}
 	if c.inflight != nil {
-		return c.inflight, nil
+		return Token{}, c.inflight, nil
+	}
+	if e := c.cur.Load(); e.state < stateExpired && e.tok.AccessToken != req.bad.AccessToken {
+		return e.tok, nil, nil
 	}
 	if err := c.gate.check(time.Now()); err != nil {
-		return nil, err
+		return Token{}, nil, err
 	}
-	return c.startLocked(req), nil
+	return Token{}, c.startLocked(req), nil
 }
 
 // startLocked starts the one shared fetch. The caller holds c.mu, has checked

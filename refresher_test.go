@@ -101,6 +101,7 @@ func TestGetDoesNotWaitForARenewalInFlight(t *testing.T) {
 			assert.Equal(t, "token-1", mustGet(t, c))
 		}
 		assert.Zero(t, time.Since(start), "no Get waited")
+		assert.Equal(t, int64(1), c.Stats().Waits, "only the cold start waited")
 		close(release)
 		synctest.Wait()
 		assert.Equal(t, "token-2", mustGet(t, c))

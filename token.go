@@ -134,7 +134,7 @@ func (c *Client) Get(ctx context.Context) (string, error) {
 	return c.getSlow(ctx)
 }
 
-// getSlow is kept apart so that Get stays small enough to be inlined.
+// getSlow keeps everything but the one atomic load out of Get.
 func (c *Client) getSlow(ctx context.Context) (string, error) {
 	tok, err := c.slow(ctx)
 	return tok.AccessToken, err
@@ -220,10 +220,11 @@ type Stats struct {
 	FetchFailures  int64 // of those, the ones that gave no token
 	StoreLoads     int64 // tokens taken from the Store instead of WeChat
 	ForceRefreshes int64 // stable-token requests with force_refresh
+	Waits          int64 // calls that had to wait for a fetch: no valid token was cached
 }
 
 type stats struct {
-	fetches, fetchFailures, storeLoads, forceRefreshes atomic.Int64
+	fetches, fetchFailures, storeLoads, forceRefreshes, waits atomic.Int64
 }
 
 // Stats returns the Client's counters, for metrics and tests.
@@ -233,6 +234,7 @@ func (c *Client) Stats() Stats {
 		FetchFailures:  c.stats.fetchFailures.Load(),
 		StoreLoads:     c.stats.storeLoads.Load(),
 		ForceRefreshes: c.stats.forceRefreshes.Load(),
+		Waits:          c.stats.waits.Load(),
 	}
 }
 

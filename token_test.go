@@ -141,7 +141,7 @@ func TestSecondClientReusesFileStore(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, tok, again)
 	assert.Equal(t, 1, up.GetTotalCallCount(), "the restarted client must not fetch")
-	assert.Equal(t, Stats{StoreLoads: 1}, second.Stats())
+	assert.Equal(t, Stats{StoreLoads: 1, Waits: 1}, second.Stats())
 }
 
 func TestNodeRecipeFileIsReused(t *testing.T) {
@@ -451,41 +451,42 @@ func (failingStore) Load(context.Context, string) (Token, error) {
 }
 func (failingStore) Save(context.Context, string, Token) error { return errors.New("store down") }
 
-func BenchmarkGet(b *testing.B) {
-	c := benchClient(b)
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := c.Get(ctx); err != nil {
-			b.Fatal(err)
-		}
-	}
+func TestDefaultStoreIsAFileUnderTheUserCacheDir(t *testing.T) {
+	cache := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", cache)
+	up := newUpstream(t, tokens(t))
+	c, err := New(testAppID, testSecret, WithHTTPClient(&http.Client{Transport: up}),
+		WithLogger(quietLogger()))
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Get(context.Background())
+	require.NoError(t, err)
+
+	path := filepath.Join(cache, "wxtoken", testAppID+".json")
+	info, err := os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+	raw, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Contains(t, string(raw), `"access_token":"token-1"`)
+	assert.NotContains(t, string(raw), "s3cr3t")
 }
 
-func BenchmarkGetParallel(b *testing.B) {
-	c := benchClient(b)
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := c.Get(ctx); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-}
-
-func benchClient(b *testing.B) *Client {
-	mt := httpmock.NewMockTransport()
-	mt.RegisterResponder(http.MethodGet, tokenURL, body(`{"access_token":"bench","expires_in":7200}`))
-	c, err := New(testAppID, testSecret, WithHTTPClient(&http.Client{Transport: mt}),
-		WithStore(NewMemoryStore()), WithLogger(quietLogger()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { c.Close() })
-	if _, err := c.Get(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	return c
+func TestDefaultStoreFallsBackToMemoryWithOneWarning(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", "")
+	t.Setenv("HOME", "")
+	var logs strings.Builder
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
+	up := newUpstream(t, tokens(t))
+	c, err := New(testAppID, testSecret, WithHTTPClient(&http.Client{Transport: up}), WithLogger(logger))
+	require.NoError(t, err)
+	defer c.Close()
+	assert.IsType(t, &MemoryStore{}, c.store)
+	_, err = c.Get(context.Background())
+	require.NoError(t, err)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, 1, strings.Count(logs.String(), "level=WARN"))
+	assert.Contains(t, logs.String(), "kept in memory only")
 }
