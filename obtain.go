@@ -57,21 +57,25 @@ func (c *Client) release(unlock func(context.Context) error) {
 
 // reload returns the Store's token when it serves req better than the cache.
 func (c *Client) reload(ctx context.Context, req request) (Token, bool) {
-	tok, err := c.store.Load(ctx, c.key)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return Token{}, false
-	case err != nil:
-		c.log.Warn("wxtoken: reading the store failed; treating it as empty",
-			"appid", c.appID, "key", c.key, "err", err)
-		return Token{}, false
-	case !c.usable(tok, req, time.Now()):
+	tok, err := c.load(ctx)
+	if err != nil || !c.usable(tok, req, time.Now()) {
 		return Token{}, false
 	}
 	if !sameToken(c.cur.Load().tok, tok) {
 		c.stats.storeLoads.Add(1)
 	}
 	return tok, true
+}
+
+// load reads the Store, logging failures other than an empty store: a broken
+// store is treated as an empty one, so that it never stops a fetch.
+func (c *Client) load(ctx context.Context) (Token, error) {
+	tok, err := c.store.Load(ctx, c.key)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		c.log.Warn("wxtoken: reading the store failed; treating it as empty",
+			"appid", c.appID, "key", c.key, "err", err)
+	}
+	return tok, err
 }
 
 // usable reports whether a stored token may answer req: it must be neither the

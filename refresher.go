@@ -2,6 +2,7 @@ package wxtoken
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -57,7 +58,9 @@ func (c *Client) scheduleSyncLocked() {
 
 // sync adopts a token that another process or replica saved in the Store, so
 // that this Client moves to it well inside WeChat's five-minute overlap without
-// fetching one of its own.
+// fetching one of its own. A Store found empty (Redis restarted, a file
+// deleted) gets the cached token back, so that the next process to start does
+// not fetch a token that supersedes it.
 func (c *Client) sync() {
 	if !c.enter() {
 		return
@@ -65,13 +68,33 @@ func (c *Client) sync() {
 	defer c.wg.Done()
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.fetchTimeout)
 	defer cancel()
-	tok, ok := c.reload(ctx, request{})
+	stored, err := c.load(ctx)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		c.restore(ctx)
+	case err == nil && c.usable(stored, request{}, time.Now()):
+		c.stats.storeLoads.Add(1)
+		c.mu.Lock()
+		if !c.closed {
+			c.publishLocked(stored)
+		}
+		c.mu.Unlock()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if ok && !c.closed {
-		c.publishLocked(tok)
-	}
 	c.scheduleSyncLocked()
+}
+
+// restore saves the cached token, if it is still valid, into an empty Store.
+func (c *Client) restore(ctx context.Context) {
+	e := c.cur.Load()
+	if e.state >= stateExpired {
+		return
+	}
+	if err := c.store.Save(ctx, c.key, e.tok); err != nil && !errors.Is(err, ErrNewerToken) {
+		c.log.Warn("wxtoken: putting the cached token back into the empty store failed",
+			"appid", c.appID, "key", c.key, "err", err)
+	}
 }
 
 // enter registers background work with Close, or reports that the Client is

@@ -64,7 +64,9 @@ func TestRenewsNearExpiryMinusMargin(t *testing.T) {
 		assert.Equal(t, int64(2), s.calls.Load(), "one renewal, in the background")
 		assert.Equal(t, "token-2", mustGet(t, c))
 
-		advance(6869 * time.Second)
+		// The second renewal comes at least 6870 s after the first, which came
+		// no earlier than 6870 s: nothing more before 13740 s.
+		advance(6830 * time.Second)
 		assert.Equal(t, int64(2), s.calls.Load(), "the renewed token is renewed in its own time")
 	})
 }
@@ -297,5 +299,23 @@ func TestStoreSyncPicksUpAnotherReplicasToken(t *testing.T) {
 		advance(DefaultStoreSync)
 		assert.Equal(t, "token-2", mustGet(t, cb), "b follows within one sync interval")
 		assert.Zero(t, b.calls.Load(), "b never fetched")
+	})
+}
+
+func TestStoreSyncPutsTheTokenBackIntoAnEmptyStore(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := NewMemoryStore()
+		s := &script{reply: func(n int64) (*http.Response, error) { return okToken(n, 7200) }}
+		c := newTestClient(t, newUpstream(t, s.responder), WithStore(store))
+		require.Equal(t, "token-1", mustGet(t, c))
+		store.mu.Lock()
+		clear(store.tokens) // the store lost everything, as a restarted Redis does
+		store.mu.Unlock()
+
+		advance(DefaultStoreSync)
+		saved, err := store.Load(context.Background(), testAppID)
+		require.NoError(t, err)
+		assert.Equal(t, "token-1", saved.AccessToken)
+		assert.Equal(t, int64(1), s.calls.Load())
 	})
 }
