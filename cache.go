@@ -57,11 +57,15 @@ type gate struct {
 
 // Backoff after retryable failures: base doubling to max, each delay stretched
 // by up to half again at random so that clients spread out, never shortened, so
-// the number of attempts in any window stays bounded.
+// the number of attempts in any window stays bounded. Permanent failures cool
+// down for a minute, doubling while they repeat: a spent daily quota or a
+// missing whitelist entry is not fixed within minutes, and every attempt until
+// then is wasted on WeChat's side.
 const (
 	backoffBase = time.Second
 	backoffMax  = time.Minute
 	cooldown    = time.Minute
+	cooldownMax = 10 * time.Minute
 )
 
 // check returns the remembered failure while the gate is shut.
@@ -80,21 +84,23 @@ func (g *gate) record(err error, now time.Time) {
 	}
 	g.failures++
 	if IsPermanent(err) {
-		g.until = now.Add(cooldown)
+		g.until = now.Add(doubled(cooldown, cooldownMax, g.failures))
 	} else {
-		g.until = now.Add(backoffDelay(g.failures))
+		d := doubled(backoffBase, backoffMax, g.failures)
+		g.until = now.Add(d + rand.N(d/2+1))
 	}
 	// Formatted once here, not for each of the callers that will share it.
 	g.shared = fmt.Errorf("%w (shared failure: WeChat is not called again before %s)",
 		err, g.until.Format(time.RFC3339))
 }
 
-func backoffDelay(failures int) time.Duration {
-	d := backoffMax
-	if failures <= 7 {
-		d = min(backoffBase<<(failures-1), backoffMax)
+// doubled returns base doubled for each failure after the first, at most max.
+func doubled(base, max time.Duration, failures int) time.Duration {
+	d := base
+	for i := 1; i < failures && d < max; i++ {
+		d *= 2
 	}
-	return d + rand.N(d/2+1)
+	return min(d, max)
 }
 
 // deadlines returns when tok turns stale and when it expires. The renewal margin

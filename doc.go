@@ -19,7 +19,8 @@
 //   - A restarted process reuses the token it saved, so it does not fetch (and
 //     so does not supersede the token other processes still use).
 //   - Failures are classified (IsRetryable, IsPermanent, IsQuota). Retryable
-//     ones back off exponentially, permanent ones cool down for a minute; in both
+//     ones back off exponentially, permanent ones cool down (a minute, doubling
+//     to ten while they repeat); in both
 //     cases callers share the failure instead of calling WeChat again, and a
 //     token that is still valid keeps being served.
 //   - A token a business API rejected (40001, 40014, 42001) is replaced through

@@ -198,6 +198,21 @@ func TestPermanentErrorCoolsDown(t *testing.T) {
 		_, err = c.Get(context.Background())
 		require.Error(t, err)
 		assert.Equal(t, int64(2), s.calls.Load(), "one attempt after the cool-down")
+
+		// While the error repeats, the cool-down doubles: 2 min, then 4 min, ...
+		advance(2*time.Minute - time.Second)
+		_, err = c.Get(context.Background())
+		require.Error(t, err)
+		assert.Equal(t, int64(2), s.calls.Load())
+		advance(time.Second)
+		_, err = c.Get(context.Background())
+		require.Error(t, err)
+		assert.Equal(t, int64(3), s.calls.Load())
+		for range 60 { // an hour later the cool-down has reached its 10-minute cap
+			advance(time.Minute)
+			_, _ = c.Get(context.Background())
+		}
+		assert.LessOrEqual(t, s.calls.Load(), int64(3+2+6), "4 and 8 min, then every 10 min")
 	})
 }
 
