@@ -20,9 +20,8 @@
 //     so does not supersede the token other processes still use).
 //   - Failures are classified (IsRetryable, IsPermanent, IsQuota). Retryable
 //     ones back off exponentially, permanent ones cool down (a minute, doubling
-//     to ten while they repeat); in both
-//     cases callers share the failure instead of calling WeChat again, and a
-//     token that is still valid keeps being served.
+//     to ten while they repeat); in both cases callers share the failure instead
+//     of calling WeChat again, and a token that is still valid keeps being served.
 //   - A token a business API rejected (40001, 40014, 42001) is replaced through
 //     Invalidate, or automatically by Transport, with one fetch however many
 //     requests saw the rejection, and never in a loop.
