@@ -798,15 +798,6 @@ func TestFaultKilledWhileSaving(t *testing.T) {
 
 // --- 8. A clock that jumped -------------------------------------------------
 
-// skipKnownBug skips a test that shows a bug not fixed yet, unless
-// WXTOKEN_RUN_KNOWN_BUGS is set, so that the bug can be reproduced at will.
-func skipKnownBug(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("WXTOKEN_RUN_KNOWN_BUGS") == "" {
-		t.Skip(why)
-	}
-}
-
 // storeWith returns a MemoryStore holding tok under the test account's key.
 func storeWith(t *testing.T, tok Token) *MemoryStore {
 	t.Helper()
@@ -840,9 +831,6 @@ func TestFaultClockJumps(t *testing.T) {
 	})
 
 	t.Run("token dated ahead can be invalidated", func(t *testing.T) {
-		skipKnownBug(t, "BUG: a token dated ahead of the clock cannot be invalidated: guard sees a negative "+
-			"age, below any reject guard (even 0), and refuses with ErrRejectedTooSoon; past the guard, "+
-			"publishLocked and Store.Save keep it as the newer token, so each Invalidate wastes two fetches")
 		synctest.Test(t, func(t *testing.T) {
 			future := Token{AccessToken: "future", ExpiresIn: 7200, CreateTime: time.Now().Add(time.Hour)}
 			s := countingTokens()
@@ -866,9 +854,6 @@ func TestFaultClockJumps(t *testing.T) {
 	})
 
 	t.Run("token dated a year ahead is not served for a year", func(t *testing.T) {
-		skipKnownBug(t, "BUG: a token dated far ahead of the clock (the clock was wrong when it was saved) "+
-			"is fresh until CreateTime+ExpiresIn: loaded from a store, it is served for as long as the "+
-			"clock error, here a year")
 		synctest.Test(t, func(t *testing.T) {
 			far := Token{AccessToken: "far-future", ExpiresIn: 7200, CreateTime: time.Now().Add(365 * 24 * time.Hour)}
 			s := countingTokens()

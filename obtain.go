@@ -82,7 +82,7 @@ func (c *Client) load(ctx context.Context) (Token, error) {
 // rejected one nor the cached one nor older than it, and it must be fresh, or at
 // least unexpired when the cache has nothing valid to serve meanwhile.
 func (c *Client) usable(tok Token, req request, now time.Time) bool {
-	if tok.Validate() != nil || tok.AccessToken == req.bad.AccessToken {
+	if tok.Validate() != nil || tok.AccessToken == req.bad.AccessToken || tok.DatedAhead(now) {
 		return false
 	}
 	cur := c.cur.Load()
@@ -100,7 +100,9 @@ func (c *Client) guard(req request) error {
 	if req.bad.CreateTime.IsZero() {
 		return nil
 	}
-	if age := time.Since(req.bad.CreateTime); age < c.cfg.rejectGuard {
+	// A negative age means a clock was wrong when the token was made: no reason
+	// to trust it, nor to keep it.
+	if age := time.Since(req.bad.CreateTime); age >= 0 && age < c.cfg.rejectGuard {
 		return fmt.Errorf("%w (token %s is %s old; the guard is %s)", ErrRejectedTooSoon,
 			fingerprint(req.bad.AccessToken), age.Round(time.Millisecond), c.cfg.rejectGuard)
 	}

@@ -12,7 +12,8 @@ import (
 // Implementations must be safe for concurrent use. Load returns an error that
 // matches ErrNotFound (errors.Is) when the key holds no token. Save never replaces
 // a stored token with one whose CreateTime is older: it then returns an error
-// matching ErrNewerToken, and the caller should Load the newer token instead.
+// matching ErrNewerToken, and the caller should Load the newer token instead. A
+// stored token that is DatedAhead does not count as newer.
 type Store interface {
 	Load(ctx context.Context, key string) (Token, error)
 	Save(ctx context.Context, key string, tok Token) error
@@ -55,11 +56,11 @@ func (s *MemoryStore) Load(ctx context.Context, key string) (Token, error) {
 }
 
 // Save stores tok under key. It returns ErrNewerToken, and keeps the stored
-// token, when that one is newer than tok.
+// token, when that one is newer than tok (and not DatedAhead).
 func (s *MemoryStore) Save(ctx context.Context, key string, tok Token) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old, ok := s.tokens[key]; ok && old.CreateTime.After(tok.CreateTime) {
+	if old, ok := s.tokens[key]; ok && old.CreateTime.After(tok.CreateTime) && !old.DatedAhead(time.Now()) {
 		return ErrNewerToken
 	}
 	s.tokens[key] = tok

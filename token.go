@@ -31,6 +31,18 @@ func (t Token) ExpiresAt() time.Time {
 	return t.CreateTime.Add(time.Duration(t.ExpiresIn) * time.Second)
 }
 
+// MaxClockSkew is how far ahead of the local clock a token's CreateTime may
+// lie. A token dated further ahead was saved by a host whose clock was wrong.
+const MaxClockSkew = 5 * time.Minute
+
+// DatedAhead reports whether t claims to have been created more than
+// MaxClockSkew after now. Such a token is never served, and a Store must not
+// keep it in preference to a correctly dated one: its lifetime cannot be trusted,
+// and treating it as the newest would pin it in place until the clock caught up.
+func (t Token) DatedAhead(now time.Time) bool {
+	return t.CreateTime.After(now.Add(MaxClockSkew))
+}
+
 // maxExpiresIn bounds the lifetimes a Token may claim. WeChat promises "within
 // 7200 s"; a day leaves room for change while still catching a corrupt value
 // that would otherwise schedule a refresh decades away.

@@ -279,6 +279,26 @@ func TestNewerCheckReadsOtherTimeFormats(t *testing.T) {
 	}
 }
 
+// A record dated ahead of the clock (saved by a host whose clock was wrong)
+// does not count as newer: a correctly dated token replaces it.
+func TestSaveReplacesARecordDatedAhead(t *testing.T) {
+	t.Parallel()
+	st, _, _ := setup(t)
+	ctx := t.Context()
+	ahead := tokenAt(time.Now().Add(wxtoken.MaxClockSkew+time.Minute), "tok-ahead")
+	require.NoError(t, st.Save(ctx, "skew", ahead))
+	good := tokenAt(time.Now(), "tok-good")
+	require.NoError(t, st.Save(ctx, "skew", good))
+	got, err := st.Load(ctx, "skew")
+	require.NoError(t, err)
+	requireSameToken(t, good, got)
+
+	within := tokenAt(time.Now().Add(wxtoken.MaxClockSkew/2), "tok-within")
+	require.NoError(t, st.Save(ctx, "skew", within))
+	assert.ErrorIs(t, st.Save(ctx, "skew", good), wxtoken.ErrNewerToken,
+		"within the allowed skew the later token still wins")
+}
+
 func TestSaveReplacesCorruptRecord(t *testing.T) {
 	t.Parallel()
 	st, rdb, _ := setup(t)
