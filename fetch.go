@@ -86,8 +86,12 @@ type stableRequest struct {
 
 func readCapped(r io.Reader) ([]byte, error) {
 	body, err := io.ReadAll(io.LimitReader(r, maxResponseBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("%w: reading body: %w", ErrMalformedResponse, err)
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return nil, fmt.Errorf("%w: body truncated after %d bytes: %w", ErrMalformedResponse, len(body), err)
+	case err != nil:
+		// A timeout or a reset: the network's fault, reported as such.
+		return nil, fmt.Errorf("wxtoken: reading the token response: %w", err)
 	}
 	if len(body) > maxResponseBytes {
 		return nil, fmt.Errorf("%w: body larger than %d bytes", ErrMalformedResponse, maxResponseBytes)
