@@ -37,6 +37,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/wxtoken/wxtoken/internal/logbuf"
 	"github.com/wxtoken/wxtoken/wxtest"
 )
 
@@ -76,31 +77,19 @@ func requireNoSecret(t *testing.T, err error, secret string) {
 	assert.NotContains(t, err.Error(), url.QueryEscape(secret))
 }
 
-// faultLog collects a Client's log lines.
-type faultLog struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (l *faultLog) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(lockedWriter{&l.mu, &l.buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-func (l *faultLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// warnings returns the WARN lines.
-func (l *faultLog) warnings() string {
-	var out []string
-	for line := range strings.SplitSeq(l.String(), "\n") {
-		if strings.Contains(line, "level=WARN") {
-			out = append(out, line)
-		}
-	}
-	return strings.Join(out, "\n")
+// renewThroughFaults lets c's renewal of first and its retries run into the
+// faults injected in srv, checks that first is still served, then clears the
+// faults and checks that the next retry brings a new token that srv accepts.
+func renewThroughFaults(t *testing.T, srv *wxtest.Server, c *Client, first string) {
+	t.Helper()
+	advance(6901 * time.Second) // past the stale point of a two-hour token
+	assert.GreaterOrEqual(t, c.Stats().FetchFailures, int64(2))
+	assert.Equal(t, first, mustGet(t, c), "the valid token is still served")
+	srv.ClearFaults()
+	advance(2 * time.Minute)
+	second := mustGet(t, c)
+	assert.NotEqual(t, first, second)
+	assert.Equal(t, wxtest.CodeOK, srv.CheckToken(second))
 }
 
 // faultStream is an http.RoundTripper that runs a handler on a goroutine of its
@@ -371,14 +360,7 @@ func TestFaultResetConnection(t *testing.T) {
 			first := mustGet(t, c)
 
 			srv.InjectN(1000, wxtest.FaultDrop().On(wxtest.PathToken))
-			advance(6901 * time.Second) // the renewal and its retries meet drops
-			assert.GreaterOrEqual(t, c.Stats().FetchFailures, int64(2))
-			assert.Equal(t, first, mustGet(t, c), "the valid token is still served")
-			srv.ClearFaults()
-			advance(2 * time.Minute)
-			second := mustGet(t, c)
-			assert.NotEqual(t, first, second)
-			assert.Equal(t, wxtest.CodeOK, srv.CheckToken(second))
+			renewThroughFaults(t, srv, c, first) // the renewal and its retries meet drops
 		})
 	})
 
@@ -564,14 +546,7 @@ func TestFaultHTMLErrorPages(t *testing.T) {
 			first := mustGet(t, c)
 			srv.Inject(wxtest.FaultStatus(http.StatusOK, nginxMaintenance).On(wxtest.PathToken))
 			srv.InjectN(1000, wxtest.FaultStatus(http.StatusServiceUnavailable, "").On(wxtest.PathToken))
-			advance(6901 * time.Second) // the renewal and its retries meet the pages
-			assert.GreaterOrEqual(t, c.Stats().FetchFailures, int64(2))
-			assert.Equal(t, first, mustGet(t, c), "the valid token is still served")
-			srv.ClearFaults()
-			advance(2 * time.Minute)
-			second := mustGet(t, c)
-			assert.NotEqual(t, first, second)
-			assert.Equal(t, wxtest.CodeOK, srv.CheckToken(second))
+			renewThroughFaults(t, srv, c, first) // the renewal and its retries meet the pages
 		})
 	})
 }
@@ -580,13 +555,13 @@ func TestFaultHTMLErrorPages(t *testing.T) {
 
 // fileStoreClient returns a Client on a FileStore in a fresh folder, whose log
 // is collected, and which renews at once when asked (WithRejectGuard(0)).
-func fileStoreClient(t *testing.T, up upstream) (*Client, string, *faultLog) {
+func fileStoreClient(t *testing.T, up upstream) (*Client, string, *logbuf.Buffer) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "store")
 	fs, err := NewFileStore(dir)
 	require.NoError(t, err)
-	logs := &faultLog{}
-	c := newTestClient(t, up, WithStore(fs), WithLogger(logs.logger()), WithRejectGuard(0))
+	logs := &logbuf.Buffer{}
+	c := newTestClient(t, up, WithStore(fs), WithLogger(logs.Logger(slog.LevelDebug)), WithRejectGuard(0))
 	return c, dir, logs
 }
 
@@ -601,9 +576,9 @@ func replaceWithFile(t *testing.T, dir string) []byte {
 
 // checkFileStoreLogs checks that saving failed with a warning and that the
 // log reveals neither the secret nor a full token.
-func checkFileStoreLogs(t *testing.T, logs *faultLog) {
+func checkFileStoreLogs(t *testing.T, logs *logbuf.Buffer) {
 	t.Helper()
-	assert.Contains(t, logs.warnings(), "saving the token failed; serving it from memory")
+	assert.Contains(t, strings.Join(logs.Warnings(), "\n"), "saving the token failed; serving it from memory")
 	all := logs.String()
 	assert.NotContains(t, all, "s3cr3t")
 	assert.NotContains(t, all, "token-1")
@@ -652,7 +627,7 @@ func TestFaultFileStoreReplacedByFile(t *testing.T) {
 		assert.Equal(t, "token-2", mustGet(t, c))
 		assert.Equal(t, 2, up.GetTotalCallCount())
 		checkFileStoreLogs(t, logs)
-		assert.Contains(t, logs.warnings(), "store lock unavailable")
+		assert.Contains(t, strings.Join(logs.Warnings(), "\n"), "store lock unavailable")
 
 		got, err := os.ReadFile(dir)
 		require.NoError(t, err)

@@ -134,9 +134,9 @@ func TestFleetSimulatedDay(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			shared = runFleet(t, func(t *testing.T, i int) wxtoken.Store {
 				// A connection pool per replica, as separate processes would
-				// have. newRedis closes it in the bubble's cleanup, after the
+				// have. NewClient closes it in the bubble's cleanup, after the
 				// Clients using it, which runFleet closes itself.
-				return redisstore.New(newRedis(t, rs.Addr()), redisstore.WithPrefix("fleet:"))
+				return redisstore.New(rs.NewClient(t), redisstore.WithPrefix("fleet:"))
 			})
 		})
 		t.Logf("fleet A, %d replicas sharing Redis: %v", fleetReplicas, shared)

@@ -24,12 +24,11 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/wxtoken/wxtoken"
+	"github.com/wxtoken/wxtoken/internal/logbuf"
 	"github.com/wxtoken/wxtoken/internal/redistest"
 	"github.com/wxtoken/wxtoken/redisstore"
 	"github.com/wxtoken/wxtoken/wxtest"
@@ -42,22 +41,6 @@ const (
 	replicas       = 4
 	callersPerPeer = 100
 )
-
-// newRedis connects to addr and closes the connection pool when t ends.
-// Command retries and dial retries are off so that commands fail at once while
-// the server is down (go-redis otherwise dials 5 times, 100 ms apart).
-func newRedis(t testing.TB, addr string) *redis.Client {
-	t.Helper()
-	rdb := redis.NewClient(&redis.Options{
-		Addr:          addr,
-		MaxRetries:    -1,
-		DialerRetries: 1,
-		// Redis 7.0 does not know the maintenance handshake; skip it.
-		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-	})
-	t.Cleanup(func() { _ = rdb.Close() })
-	return rdb
-}
 
 // newReplica returns a Client on store that calls the in-process fake srv,
 // and closes it when t ends.
@@ -126,40 +109,6 @@ func requireAll(t *testing.T, want string, got []string) {
 	}
 }
 
-// logBuffer collects a Client's log output; the Client logs from its own
-// goroutines while the test reads.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *logBuffer) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// warnings returns the log lines at level WARN.
-func (b *logBuffer) warnings() []string {
-	var out []string
-	for _, line := range strings.Split(b.String(), "\n") {
-		if strings.Contains(line, "level=WARN") {
-			out = append(out, line)
-		}
-	}
-	return out
-}
-
 func TestRedisReplicasFetchOnce(t *testing.T) {
 	t.Parallel()
 	rs := redistest.Start(t)
@@ -167,7 +116,7 @@ func TestRedisReplicasFetchOnce(t *testing.T) {
 	clients := make([]*wxtoken.Client, replicas)
 	for i := range clients {
 		// Each replica has its own connection pool, as separate processes would.
-		st := redisstore.New(newRedis(t, rs.Addr()), redisstore.WithPrefix("fleet:"))
+		st := redisstore.New(rs.NewClient(t), redisstore.WithPrefix("fleet:"))
 		clients[i] = newReplica(t, srv, st)
 	}
 
@@ -176,7 +125,7 @@ func TestRedisReplicasFetchOnce(t *testing.T) {
 	assert.Equal(t, 1, srv.TokenCalls(), "the fleet must fetch once")
 	assert.Equal(t, int64(1), totalFetches(clients))
 	requireAll(t, srv.CurrentToken(appID), got)
-	stored, err := redisstore.New(newRedis(t, rs.Addr()), redisstore.WithPrefix("fleet:")).Load(t.Context(), appID)
+	stored, err := redisstore.New(rs.NewClient(t), redisstore.WithPrefix("fleet:")).Load(t.Context(), appID)
 	require.NoError(t, err)
 	assert.Equal(t, got[0], stored.AccessToken)
 }
@@ -197,7 +146,7 @@ func TestRedisDeadLockHolderDelaysAtMostTheLease(t *testing.T) {
 			t.Parallel()
 			rs := redistest.Start(t)
 			srv := wxtest.NewHandler()
-			st := redisstore.New(newRedis(t, rs.Addr()))
+			st := redisstore.New(rs.NewClient(t))
 			// A holder that takes the lock and dies: unlock is never called.
 			_, err := st.Lock(t.Context(), tc.key, lease)
 			require.NoError(t, err)
@@ -223,8 +172,8 @@ func TestRedisReplicaOlderTokenDoesNotReplaceNewer(t *testing.T) {
 	t.Parallel()
 	rs := redistest.Start(t)
 	srv := wxtest.NewHandler()
-	stA := redisstore.New(newRedis(t, rs.Addr()))
-	stB := redisstore.New(newRedis(t, rs.Addr()))
+	stA := redisstore.New(rs.NewClient(t))
+	stB := redisstore.New(rs.NewClient(t))
 	a := newReplica(t, srv, stA, wxtoken.WithRejectGuard(0))
 	b := newReplica(t, srv, stB, wxtoken.WithRejectGuard(0))
 	ctx := t.Context()
@@ -261,13 +210,13 @@ func TestRedisDownKeepsServing(t *testing.T) {
 	t.Parallel()
 	rs := redistest.Start(t)
 	srv := wxtest.NewHandler()
-	rdb := newRedis(t, rs.Addr())
+	rdb := rs.NewClient(t)
 	st := redisstore.New(rdb)
 	ctx := t.Context()
 
-	var logsA logBuffer
+	var logsA logbuf.Buffer
 	// A re-reads the store often, so that its failing reads are seen below.
-	a := newReplica(t, srv, st, wxtoken.WithLogger(logsA.logger()), wxtoken.WithStoreSync(20*time.Millisecond))
+	a := newReplica(t, srv, st, wxtoken.WithLogger(logsA.Logger(slog.LevelDebug)), wxtoken.WithStoreSync(20*time.Millisecond))
 	cached, err := a.Get(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 1, srv.TokenCalls())
@@ -285,13 +234,13 @@ func TestRedisDownKeepsServing(t *testing.T) {
 
 	// A replica that starts while Redis is down has no token: it fetches one,
 	// once for all its callers, and says why it could not use the store.
-	var logsB logBuffer
-	b := newReplica(t, srv, st, wxtoken.WithLogger(logsB.logger()))
+	var logsB logbuf.Buffer
+	b := newReplica(t, srv, st, wxtoken.WithLogger(logsB.Logger(slog.LevelDebug)))
 	got := getAll(t, []*wxtoken.Client{b}, 50)
 	assert.Equal(t, 2, srv.TokenCalls())
 	assert.Equal(t, int64(1), b.Stats().Fetches)
 	requireAll(t, srv.CurrentToken(appID), got)
-	warns := logsB.warnings()
+	warns := logsB.Warnings()
 	require.NotEmpty(t, warns, "B must warn that the store is unavailable")
 	assert.Contains(t, warns[0], "store")
 	for _, logs := range []string{logsA.String(), logsB.String()} {
@@ -311,7 +260,7 @@ func TestRedisDownKeepsServing(t *testing.T) {
 	stored, err := st.Load(ctx, appID)
 	require.NoError(t, err)
 	assert.Equal(t, fresh, stored.AccessToken)
-	d := newReplica(t, srv, redisstore.New(newRedis(t, rs.Addr())))
+	d := newReplica(t, srv, redisstore.New(rs.NewClient(t)))
 	same, err := d.Get(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, fresh, same)
@@ -328,7 +277,7 @@ func TestRedisHoldsNoSecret(t *testing.T) {
 	t.Parallel()
 	rs := redistest.Start(t)
 	srv := wxtest.NewHandler()
-	rdb := newRedis(t, rs.Addr())
+	rdb := rs.NewClient(t)
 	st := redisstore.New(rdb)
 	ctx := t.Context()
 
@@ -380,8 +329,8 @@ func TestRedisReplicaPicksUpRenewal(t *testing.T) {
 	const every = 200 * time.Millisecond
 	rs := redistest.Start(t)
 	srv := wxtest.NewHandler()
-	a := newReplica(t, srv, redisstore.New(newRedis(t, rs.Addr())), wxtoken.WithRejectGuard(0))
-	b := newReplica(t, srv, redisstore.New(newRedis(t, rs.Addr())), wxtoken.WithStoreSync(every))
+	a := newReplica(t, srv, redisstore.New(rs.NewClient(t)), wxtoken.WithRejectGuard(0))
+	b := newReplica(t, srv, redisstore.New(rs.NewClient(t)), wxtoken.WithStoreSync(every))
 	ctx := t.Context()
 
 	t1, err := a.Get(ctx)

@@ -18,6 +18,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/wxtoken/wxtoken/internal/logbuf"
 )
 
 func TestMain(m *testing.M) {
@@ -318,9 +320,8 @@ func TestSecretNeverInNetworkErrors(t *testing.T) {
 }
 
 func TestSecretNeverInLogs(t *testing.T) {
-	var logs strings.Builder
-	var mu sync.Mutex
-	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var logs logbuf.Buffer
+	logger := logs.Logger(slog.LevelDebug)
 	up := newUpstream(t, httpmock.ConnectionFailure)
 	c := newTestClient(t, up, WithLogger(logger))
 	_, err := c.Get(context.Background())
@@ -332,22 +333,10 @@ func TestSecretNeverInLogs(t *testing.T) {
 	require.NoError(t, err)
 	c.Close()
 	c2.Close()
-	mu.Lock()
-	defer mu.Unlock()
-	assert.NotContains(t, logs.String(), "s3cr3t")
-	assert.NotContains(t, logs.String(), "token-1")
-	assert.Contains(t, logs.String(), fingerprint("token-1"))
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
+	out := logs.String()
+	assert.NotContains(t, out, "s3cr3t")
+	assert.NotContains(t, out, "token-1")
+	assert.Contains(t, out, fingerprint("token-1"))
 }
 
 func TestCancelledWaiterLeavesOthersTheirToken(t *testing.T) {
@@ -475,9 +464,8 @@ func TestDefaultStoreIsAFileUnderTheUserCacheDir(t *testing.T) {
 func TestDefaultStoreFallsBackToMemoryWithOneWarning(t *testing.T) {
 	t.Setenv("XDG_CACHE_HOME", "")
 	t.Setenv("HOME", "")
-	var logs strings.Builder
-	var mu sync.Mutex
-	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
+	var logs logbuf.Buffer
+	logger := logs.Logger(slog.LevelInfo) // the default level: the warning must show there
 	up := newUpstream(t, tokens(t))
 	c, err := New(testAppID, testSecret, WithHTTPClient(&http.Client{Transport: up}), WithLogger(logger))
 	require.NoError(t, err)
@@ -485,8 +473,7 @@ func TestDefaultStoreFallsBackToMemoryWithOneWarning(t *testing.T) {
 	assert.IsType(t, &MemoryStore{}, c.store)
 	_, err = c.Get(context.Background())
 	require.NoError(t, err)
-	mu.Lock()
-	defer mu.Unlock()
-	assert.Equal(t, 1, strings.Count(logs.String(), "level=WARN"))
-	assert.Contains(t, logs.String(), "kept in memory only")
+	out := logs.String()
+	assert.Equal(t, 1, strings.Count(out, "level=WARN"))
+	assert.Contains(t, out, "kept in memory only")
 }

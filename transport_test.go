@@ -20,6 +20,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/wxtoken/wxtoken/internal/logbuf"
 	"github.com/wxtoken/wxtoken/wxtest"
 )
 
@@ -191,11 +193,18 @@ func readAll(t *testing.T, resp *http.Response) string {
 	return string(b)
 }
 
+// sendMessage sends message through rt and returns the answer's body, read
+// and closed. It fails t if the round trip fails.
+func sendMessage(t *testing.T, rt http.RoundTripper) string {
+	t.Helper()
+	resp, err := rt.RoundTrip(newSendRequest(t, sendURL, strings.NewReader(message)))
+	require.NoError(t, err)
+	return readAll(t, resp)
+}
+
 func TestTransportAddsTokenAndPassesTheAnswer(t *testing.T) {
 	f, c, tr := newTransportRig(t)
-	resp, err := tr.RoundTrip(newSendRequest(t, sendURL, strings.NewReader(message)))
-	require.NoError(t, err)
-	assert.Equal(t, okAnswer, readAll(t, resp))
+	assert.Equal(t, okAnswer, sendMessage(t, tr))
 	assert.Equal(t, []string{"token-1"}, f.tokensSeen())
 	assert.Equal(t, int64(1), c.Stats().Fetches)
 	assert.Zero(t, f.open.Load(), "response body closed")
@@ -205,17 +214,13 @@ func TestTransportRejectionLeadsToOneFetchAndOneRetry(t *testing.T) {
 	f, c, tr := newTransportRig(t)
 	warmWithStaleToken(t, f, c)
 
-	resp, err := tr.RoundTrip(newSendRequest(t, sendURL, strings.NewReader(message)))
-	require.NoError(t, err)
-	assert.Equal(t, okAnswer, readAll(t, resp))
+	assert.Equal(t, okAnswer, sendMessage(t, tr))
 	// token-2 went to the other replica; the fetch after the rejection gave token-3.
 	assert.Equal(t, []string{"token-1", "token-3"}, f.tokensSeen())
 	assert.Equal(t, int64(2), c.Stats().Fetches, "one fetch beyond the initial one")
 	assert.Zero(t, f.open.Load(), "the rejected response and the answer are both closed")
 
-	again, err := tr.RoundTrip(newSendRequest(t, sendURL, strings.NewReader(message)))
-	require.NoError(t, err)
-	assert.Equal(t, okAnswer, readAll(t, again))
+	assert.Equal(t, okAnswer, sendMessage(t, tr))
 	assert.Equal(t, int64(2), c.Stats().Fetches, "the next request uses the new token")
 }
 
@@ -236,9 +241,7 @@ func TestTransportRejectionCodes(t *testing.T) {
 			f, c, tr := newTransportRig(t)
 			f.rejectBody = fmt.Sprintf(`{"errcode":%d,"errmsg":"from wechat"}`, tc.code)
 			warmWithStaleToken(t, f, c)
-			resp, err := tr.RoundTrip(newSendRequest(t, sendURL, strings.NewReader(message)))
-			require.NoError(t, err)
-			got := readAll(t, resp)
+			got := sendMessage(t, tr)
 			if tc.retry {
 				assert.Equal(t, okAnswer, got)
 				assert.Len(t, f.snapshot(), 2)
@@ -273,9 +276,7 @@ func TestTransportRejectionContentTypes(t *testing.T) {
 			f, c, tr := newTransportRig(t)
 			f.rejectType = tc.ctype
 			warmWithStaleToken(t, f, c)
-			resp, err := tr.RoundTrip(newSendRequest(t, sendURL, strings.NewReader(message)))
-			require.NoError(t, err)
-			got := readAll(t, resp)
+			got := sendMessage(t, tr)
 			if tc.inspect {
 				assert.Equal(t, okAnswer, got)
 				assert.Len(t, f.snapshot(), 2)
@@ -309,9 +310,7 @@ func TestTransportGuardedRejectionIsReturned(t *testing.T) {
 	tr := &Transport{Client: c, Base: f}
 	warmWithStaleToken(t, f, c)
 
-	resp, err := tr.RoundTrip(newSendRequest(t, sendURL, strings.NewReader(message)))
-	require.NoError(t, err)
-	assert.Equal(t, rejectedAnswer, readAll(t, resp))
+	assert.Equal(t, rejectedAnswer, sendMessage(t, tr))
 	assert.Len(t, f.snapshot(), 1)
 	assert.Equal(t, int64(1), c.Stats().Fetches)
 	assert.Zero(t, f.open.Load())
@@ -382,9 +381,7 @@ func TestTransportRejectionOfReplacedTokenFetchesNothing(t *testing.T) {
 	}()
 	<-held // the slow request carries token-1 and waits for its answer
 
-	resp, err := tr.RoundTrip(newSendRequest(t, sendURL, strings.NewReader(message)))
-	require.NoError(t, err)
-	assert.Equal(t, okAnswer, readAll(t, resp))
+	assert.Equal(t, okAnswer, sendMessage(t, tr))
 	require.Equal(t, int64(2), c.Stats().Fetches, "the other request replaced token-1")
 
 	close(release)
@@ -754,31 +751,25 @@ func TestTransportErrorsHideSecretAndToken(t *testing.T) {
 }
 
 func TestTransportLogsNoFullToken(t *testing.T) {
-	var logs strings.Builder
-	var mu sync.Mutex
-	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var logs logbuf.Buffer
+	logger := logs.Logger(slog.LevelDebug)
 	// Retried with the guard off, then refused by the default guard.
 	f, c, tr := newTransportRig(t, WithLogger(logger))
 	warmWithStaleToken(t, f, c)
-	resp, err := tr.RoundTrip(newSendRequest(t, sendURL, strings.NewReader(message)))
-	require.NoError(t, err)
-	assert.Equal(t, okAnswer, readAll(t, resp))
+	assert.Equal(t, okAnswer, sendMessage(t, tr))
 
 	g := newBizFake()
 	guarded := newTestClient(t, newUpstream(t, g.issue), WithLogger(logger))
 	warmWithStaleToken(t, g, guarded)
-	resp, err = (&Transport{Client: guarded, Base: g}).RoundTrip(newSendRequest(t, sendURL, strings.NewReader(message)))
-	require.NoError(t, err)
-	assert.Equal(t, rejectedAnswer, readAll(t, resp))
+	assert.Equal(t, rejectedAnswer, sendMessage(t, &Transport{Client: guarded, Base: g}))
 
-	mu.Lock()
-	defer mu.Unlock()
+	out := logs.String()
 	for _, tok := range []string{"token-1", "token-3"} {
-		assert.NotContains(t, logs.String(), tok)
+		assert.NotContains(t, out, tok)
 	}
-	assert.Contains(t, logs.String(), `retrying once with another" errcode=40001 token=`+fingerprint("token-1")+" next="+fingerprint("token-3"))
-	assert.Contains(t, logs.String(), "no other is available")
-	assert.NotContains(t, logs.String(), "s3cr3t")
+	assert.Contains(t, out, `retrying once with another" errcode=40001 token=`+fingerprint("token-1")+" next="+fingerprint("token-3"))
+	assert.Contains(t, out, "no other is available")
+	assert.NotContains(t, out, "s3cr3t")
 }
 
 func TestTransportNewHTTPClient(t *testing.T) {

@@ -3,56 +3,18 @@ package redisstore
 import (
 	"context"
 	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/wxtoken/wxtoken"
+	"github.com/wxtoken/wxtoken/internal/logbuf"
 	"github.com/wxtoken/wxtoken/internal/redistest"
 	"github.com/wxtoken/wxtoken/wxtest"
 )
-
-// faultLog collects a Client's log lines.
-type faultLog struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (l *faultLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *faultLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func (l *faultLog) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// faultRedis connects to addr like newClient, but dials once per command, so
-// that a stopped server fails commands at once instead of after go-redis's
-// five dial attempts 100 ms apart.
-func faultRedis(t *testing.T, addr string) *redis.Client {
-	rdb := redis.NewClient(&redis.Options{
-		Addr:                     addr,
-		MaxRetries:               -1,
-		DialerRetries:            1,
-		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-	})
-	t.Cleanup(func() { _ = rdb.Close() })
-	return rdb
-}
 
 // faultReplica returns a wxtoken Client of wxtest's default account that
 // reaches the fake in process and shares st. Waits are bounded: a fetch gives
@@ -80,12 +42,12 @@ func faultReplica(t *testing.T, fake *wxtest.Server, st *Store, opts ...wxtoken.
 func TestFaultRedisRestartedMidRenewal(t *testing.T) {
 	t.Parallel()
 	rs := redistest.Start(t)
-	st := New(faultRedis(t, rs.Addr()))
+	st := New(rs.NewClient(t))
 	fake := wxtest.NewHandler()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	logs := &faultLog{}
-	a := faultReplica(t, fake, st, wxtoken.WithLogger(logs.logger()), wxtoken.WithRejectGuard(0),
+	logs := &logbuf.Buffer{}
+	a := faultReplica(t, fake, st, wxtoken.WithLogger(logs.Logger(slog.LevelDebug)), wxtoken.WithRejectGuard(0),
 		wxtoken.WithStoreSync(20*time.Millisecond))
 	first, err := a.Get(ctx)
 	require.NoError(t, err)
@@ -146,7 +108,7 @@ func TestFaultRedisRestartedMidRenewal(t *testing.T) {
 		tok, err := st.Load(ctx, wxtest.DefaultAppID)
 		return err == nil && tok.AccessToken == third
 	}, 5*time.Second, 10*time.Millisecond, "the cached token never went back into the restarted Redis")
-	b := faultReplica(t, fake, New(faultRedis(t, rs.Addr())), wxtoken.WithStoreSync(20*time.Millisecond))
+	b := faultReplica(t, fake, New(rs.NewClient(t)), wxtoken.WithStoreSync(20*time.Millisecond))
 	tok, err := b.Get(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, third, tok)
@@ -164,7 +126,7 @@ func TestFaultRedisRestartedMidRenewal(t *testing.T) {
 	}, 5*time.Second, 10*time.Millisecond, "the second replica never synced to the renewed token")
 	assert.Zero(t, b.Stats().Fetches)
 
-	c := faultReplica(t, fake, New(faultRedis(t, rs.Addr())))
+	c := faultReplica(t, fake, New(rs.NewClient(t)))
 	var wg sync.WaitGroup
 	for range 50 {
 		wg.Go(func() {

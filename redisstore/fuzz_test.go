@@ -85,7 +85,7 @@ func FuzzLuaParseTimeAgreesWithGo(f *testing.F) {
 		f.Add(seed)
 	}
 	srv := redistest.Start(f)
-	rdb := newClient(f, srv.Addr())
+	rdb := srv.NewClient(f)
 	script := redis.NewScript(luaParseTime + `
 local sec, frac = parse_time(ARGV[1])
 if not sec then return false end
@@ -120,7 +120,7 @@ return {sec, frac}`)
 func TestLuaParseTimeMatchesGoOnRandomInstants(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
-	rdb := newClient(t, srv.Addr())
+	rdb := srv.NewClient(t)
 	script := redis.NewScript(luaParseTime + `
 local out = {}
 for i, s in ipairs(ARGV) do

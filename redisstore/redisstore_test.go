@@ -26,24 +26,11 @@ func TestMain(m *testing.M) {
 
 const secretToken = "ACCESS-TOKEN-must-never-leak-0123456789"
 
-// newClient connects to addr and closes the client when t ends. Retries are
-// off so that a stopped server fails commands at once.
-func newClient(t testing.TB, addr string) *redis.Client {
-	rdb := redis.NewClient(&redis.Options{
-		Addr:       addr,
-		MaxRetries: -1,
-		// Redis 7.0 does not know the maintenance handshake; skip it.
-		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-	})
-	t.Cleanup(func() { _ = rdb.Close() })
-	return rdb
-}
-
 // setup starts a Redis server and returns a Store on it and a raw client.
 func setup(t *testing.T, opts ...Option) (*Store, *redis.Client, *redistest.Server) {
 	t.Helper()
 	srv := redistest.Start(t)
-	rdb := newClient(t, srv.Addr())
+	rdb := srv.NewClient(t)
 	return New(rdb, opts...), rdb, srv
 }
 

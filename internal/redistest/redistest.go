@@ -9,7 +9,6 @@ package redistest
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -21,6 +20,11 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/wxtoken/wxtoken/internal/logbuf"
 )
 
 const (
@@ -48,8 +52,8 @@ type Server struct {
 // process is one run of redis-server.
 type process struct {
 	cmd  *exec.Cmd
-	out  *lockedBuffer
-	done chan struct{} // closed when the process has exited and been reaped
+	out  *logbuf.Buffer // os/exec writes it from its own goroutine
+	done chan struct{}  // closed when the process has exited and been reaped
 }
 
 // Start starts a redis-server for t and stops it when t ends. It skips t when
@@ -85,6 +89,22 @@ func Start(t testing.TB) *Server {
 // across Stop and Restart.
 func (s *Server) Addr() string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+}
+
+// NewClient returns a go-redis client of the server, closed when t ends.
+// Command retries are off and it dials once per attempt, so that while the
+// server is stopped commands fail at once instead of after go-redis's five
+// dials 100 ms apart. It skips the maintenance-notifications handshake, which
+// Redis 7.0 does not know.
+func (s *Server) NewClient(t testing.TB) *redis.Client {
+	rdb := redis.NewClient(&redis.Options{
+		Addr:                     s.Addr(),
+		MaxRetries:               -1,
+		DialerRetries:            1,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+	})
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
 }
 
 // Stop stops the server: SIGTERM, then SIGKILL if it has not exited within a
@@ -135,7 +155,7 @@ func (s *Server) start() error {
 		"--dir", s.dir,
 		"--loglevel", "warning",
 	)
-	out := &lockedBuffer{}
+	out := &logbuf.Buffer{}
 	cmd.Stdout = out
 	cmd.Stderr = out
 	cmd.SysProcAttr = sysProcAttr()
@@ -213,23 +233,4 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// lockedBuffer collects the server's output; os/exec writes to it from its
-// own goroutine while a failing start may read it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -41,6 +42,23 @@ func TestServersAreIndependent(t *testing.T) {
 	require.NotEqual(t, a.Addr(), b.Addr())
 	a.Stop()
 	require.NoError(t, ping(b.Addr()))
+}
+
+func TestNewClientFailsAtOnceWhileStopped(t *testing.T) {
+	s := Start(t)
+	rdb := s.NewClient(t)
+	require.NoError(t, rdb.Set(t.Context(), "k", "v", 0).Err())
+
+	s.Stop()
+	began := time.Now()
+	err := rdb.Get(t.Context(), "k").Err()
+	took := time.Since(began)
+	require.Error(t, err)
+	// go-redis's defaults would retry and redial for several hundred ms.
+	assert.Less(t, took, 250*time.Millisecond, "the client retried against a stopped server")
+
+	s.Restart()
+	require.NoError(t, rdb.Ping(t.Context()).Err())
 }
 
 // recordingTB stops at Skip and Fatal like a testing.T, and records which was called.
