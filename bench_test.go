@@ -51,6 +51,25 @@ func benchClient(b *testing.B) *Client {
 	return c
 }
 
+// BenchmarkBaselineAtomicLoad and BenchmarkBaselineTimeNow put BenchmarkGet in
+// context on the machine at hand: the floor that one atomic load sets, and what
+// a read path that checks the clock would pay for that alone.
+func BenchmarkBaselineAtomicLoad(b *testing.B) {
+	var p atomic.Pointer[entry]
+	p.Store(&entry{tok: Token{AccessToken: "x"}})
+	for b.Loop() {
+		if p.Load().state != stateFresh {
+			b.Fatal("not fresh")
+		}
+	}
+}
+
+func BenchmarkBaselineTimeNow(b *testing.B) {
+	for b.Loop() {
+		_ = time.Now()
+	}
+}
+
 // BenchmarkGetDuringRenewal measures Get while the token keeps crossing its
 // renewal point and every renewal takes 20 ms upstream. Tokens live 2 s, so the
 // margin is 1 s and a renewal starts about every second. It reports the
