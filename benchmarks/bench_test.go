@@ -9,8 +9,8 @@ import (
 	"github.com/wxtoken/wxtoken"
 	"github.com/wxtoken/wxtoken/benchmarks/internal/figures"
 	"github.com/wxtoken/wxtoken/benchmarks/internal/peers"
-	"github.com/wxtoken/wxtoken/benchmarks/internal/redisproc"
 	"github.com/wxtoken/wxtoken/benchmarks/internal/upstream"
+	"github.com/wxtoken/wxtoken/internal/redistest"
 	"github.com/wxtoken/wxtoken/redisstore"
 	"go.uber.org/goleak"
 	"golang.org/x/oauth2"
@@ -29,8 +29,8 @@ func startEnv(tb testing.TB, withRedis bool) (*upstream.Server, peers.Env) {
 	tb.Cleanup(up.Close)
 	env := peers.Env{BaseURL: up.URL()}
 	if withRedis {
-		rs, err := redisproc.Start()
-		if errors.Is(err, redisproc.ErrNotInstalled) {
+		rs, err := redistest.Launch(tb.TempDir())
+		if errors.Is(err, redistest.ErrNotInstalled) {
 			tb.Skipf("skipping the Redis figure: %v", err)
 		}
 		if err != nil {

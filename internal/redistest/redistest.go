@@ -1,4 +1,5 @@
-// Package redistest starts a private redis-server for tests.
+// Package redistest starts a private redis-server for tests, and for the
+// benchmarks' programs through Launch.
 //
 // Each Server listens on a free port of 127.0.0.1, keeps its (empty) working
 // folder in the test's temporary directory, persists nothing, and is stopped
@@ -28,32 +29,114 @@ import (
 )
 
 const (
-	// startAttempts bounds how many ports Start tries: another process may take
-	// the port between our probe and redis-server's bind.
-	startAttempts = 5
+	// launchAttempts bounds how many ports Launch tries: another process may
+	// take the port between our probe and redis-server's bind.
+	launchAttempts = 5
 	// readyTimeout bounds the wait for a freshly started server to answer PING.
 	readyTimeout = 10 * time.Second
 	// stopTimeout bounds the wait after SIGTERM before SIGKILL.
 	stopTimeout = 5 * time.Second
 )
 
-// Server is one redis-server process owned by a test. Its methods are safe for
+// ErrNotInstalled is matched by Launch's error when redis-server is not on
+// PATH, so that callers can skip what needs Redis with a clear message.
+var ErrNotInstalled = errors.New("redistest: redis-server not found on PATH")
+
+// Process is one redis-server on a free port of 127.0.0.1 that persists
+// nothing. It needs no testing.TB, so that programs such as the benchmarks'
+// figures command can run one; tests use Start. Its methods are safe for
 // concurrent use.
-type Server struct {
-	t    testing.TB
+type Process struct {
 	bin  string
 	dir  string
 	port int
+	logf func(format string, args ...any) // nil: Stop reports nothing
 
-	mu   sync.Mutex
-	proc *process // nil while stopped
+	mu  sync.Mutex
+	run *run // nil while stopped
 }
 
-// process is one run of redis-server.
-type process struct {
+// run is one run of redis-server.
+type run struct {
 	cmd  *exec.Cmd
 	out  *logbuf.Buffer // os/exec writes it from its own goroutine
 	done chan struct{}  // closed when the process has exited and been reaped
+}
+
+// Launch starts redis-server on a free port of 127.0.0.1 with dir as its
+// working folder, into which it writes nothing, and returns once the server
+// answers PING. The caller must Stop it. The error matches ErrNotInstalled when
+// redis-server is not on PATH.
+func Launch(dir string) (*Process, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotInstalled, err)
+	}
+	p := &Process{bin: bin, dir: dir}
+	var lastErr error
+	for range launchAttempts {
+		port, err := freePort()
+		if err != nil {
+			return nil, fmt.Errorf("redistest: pick a port: %w", err)
+		}
+		p.port = port
+		if lastErr = p.start(); lastErr == nil {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("redistest: redis-server did not start after %d attempts: %w", launchAttempts, lastErr)
+}
+
+// Addr returns the server's address, "127.0.0.1:port". It stays the same
+// across Stop and Restart.
+func (p *Process) Addr() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port))
+}
+
+// Stop stops the server: SIGTERM, then SIGKILL if it has not exited within a
+// few seconds. It returns once the process has exited, and is idempotent.
+func (p *Process) Stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.run == nil {
+		return
+	}
+	r := p.run
+	p.run = nil
+	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-r.done:
+		return
+	case <-time.After(stopTimeout):
+	}
+	_ = r.cmd.Process.Kill()
+	<-r.done
+	if p.logf != nil {
+		p.logf("redistest: redis-server on %s ignored SIGTERM and was killed", p.Addr())
+	}
+}
+
+// Restart starts the server again on the same port and folder, after Stop,
+// and returns once it answers PING. It does nothing when the server is
+// running.
+func (p *Process) Restart() error {
+	p.mu.Lock()
+	running := p.run != nil
+	p.mu.Unlock()
+	if running {
+		return nil
+	}
+	if err := p.start(); err != nil {
+		return fmt.Errorf("redistest: restart redis-server on %s: %w", p.Addr(), err)
+	}
+	return nil
+}
+
+// Server is a Process owned by a test: Start stops it when the test ends, and
+// its Restart fails the test instead of returning an error.
+type Server struct {
+	*Process
+	t testing.TB
 }
 
 // Start starts a redis-server for t and stops it when t ends. It skips t when
@@ -61,34 +144,29 @@ type process struct {
 // in which case it fails t.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
+	p, err := Launch(t.TempDir())
+	if errors.Is(err, ErrNotInstalled) {
 		if os.Getenv("CI") != "" {
-			t.Fatalf("redistest: redis-server not found on PATH, and CI is set: install it (.ci/run does so with apt-get): %v", err)
+			t.Fatalf("%v, and CI is set: install it (.ci/run does so with apt-get)", err)
 		}
 		t.Skip("redis-server not installed; install it to run the Redis tests (CI fails instead of skipping)")
 	}
-	s := &Server{t: t, bin: bin, dir: t.TempDir()}
-	var lastErr error
-	for range startAttempts {
-		port, err := freePort()
-		if err != nil {
-			t.Fatalf("redistest: pick a port: %v", err)
-		}
-		s.port = port
-		if lastErr = s.start(); lastErr == nil {
-			t.Cleanup(s.Stop)
-			return s
-		}
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("redistest: redis-server did not start after %d attempts: %v", startAttempts, lastErr)
-	return nil
+	p.logf = t.Logf // before anything else can see p
+	t.Cleanup(p.Stop)
+	return &Server{Process: p, t: t}
 }
 
-// Addr returns the server's address, "127.0.0.1:port". It stays the same
-// across Stop and Restart.
-func (s *Server) Addr() string {
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+// Restart starts the server again on the same port and folder, after Stop. It
+// fails the test if the server cannot start; it does nothing when the server is
+// running.
+func (s *Server) Restart() {
+	s.t.Helper()
+	if err := s.Process.Restart(); err != nil {
+		s.t.Fatal(err)
+	}
 }
 
 // NewClient returns a go-redis client of the server, closed when t ends.
@@ -107,52 +185,15 @@ func (s *Server) NewClient(t testing.TB) *redis.Client {
 	return rdb
 }
 
-// Stop stops the server: SIGTERM, then SIGKILL if it has not exited within a
-// few seconds. It is idempotent, and runs by itself when the test ends.
-func (s *Server) Stop() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.proc == nil {
-		return
-	}
-	p := s.proc
-	s.proc = nil
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-		return
-	case <-time.After(stopTimeout):
-	}
-	_ = p.cmd.Process.Kill()
-	<-p.done
-	s.t.Logf("redistest: redis-server on %s ignored SIGTERM and was killed", s.Addr())
-}
-
-// Restart starts the server again on the same port and folder, after Stop. It
-// fails the test if the server cannot start; it does nothing when the server is
-// running.
-func (s *Server) Restart() {
-	s.t.Helper()
-	s.mu.Lock()
-	running := s.proc != nil
-	s.mu.Unlock()
-	if running {
-		return
-	}
-	if err := s.start(); err != nil {
-		s.t.Fatalf("redistest: restart redis-server on %s: %v", s.Addr(), err)
-	}
-}
-
-// start runs redis-server on s.port and waits until it answers PING.
-func (s *Server) start() error {
-	cmd := exec.Command(s.bin,
-		"--port", strconv.Itoa(s.port),
+// start runs redis-server on p.port and waits until it answers PING.
+func (p *Process) start() error {
+	cmd := exec.Command(p.bin,
+		"--port", strconv.Itoa(p.port),
 		"--bind", "127.0.0.1",
 		"--protected-mode", "yes",
 		"--save", "",
 		"--appendonly", "no",
-		"--dir", s.dir,
+		"--dir", p.dir,
 		"--loglevel", "warning",
 	)
 	out := &logbuf.Buffer{}
@@ -160,32 +201,32 @@ func (s *Server) start() error {
 	cmd.Stderr = out
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", s.bin, err)
+		return fmt.Errorf("start %s: %w", p.bin, err)
 	}
-	p := &process{cmd: cmd, out: out, done: make(chan struct{})}
+	r := &run{cmd: cmd, out: out, done: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait()
-		close(p.done)
+		close(r.done)
 	}()
-	if err := s.waitReady(p); err != nil {
+	if err := waitReady(p.Addr(), r); err != nil {
 		_ = cmd.Process.Kill()
-		<-p.done
+		<-r.done
 		return fmt.Errorf("%w; redis-server said: %s", err, strings.TrimSpace(out.String()))
 	}
-	s.mu.Lock()
-	s.proc = p
-	s.mu.Unlock()
+	p.mu.Lock()
+	p.run = r
+	p.mu.Unlock()
 	return nil
 }
 
-// waitReady polls the server with PING until it answers, exits, or
-// readyTimeout passes. Polling is the only way to learn that another process
-// is ready to serve.
-func (s *Server) waitReady(p *process) error {
+// waitReady polls addr with PING until it answers, r exits, or readyTimeout
+// passes. Polling is the only way to learn that another process is ready to
+// serve.
+func waitReady(addr string, r *run) error {
 	deadline := time.Now().Add(readyTimeout)
 	delay := 5 * time.Millisecond
 	for {
-		err := ping(s.Addr())
+		err := ping(addr)
 		if err == nil {
 			return nil
 		}
@@ -193,7 +234,7 @@ func (s *Server) waitReady(p *process) error {
 			return fmt.Errorf("no answer to PING within %v: %w", readyTimeout, err)
 		}
 		select {
-		case <-p.done:
+		case <-r.done:
 			return errors.New("redis-server exited during start")
 		case <-time.After(delay):
 		}
@@ -225,7 +266,7 @@ func ping(addr string) error {
 }
 
 // freePort asks the kernel for a free loopback port. The port is released
-// before redis-server binds it, so Start retries when somebody else wins it.
+// before redis-server binds it, so Launch retries when somebody else wins it.
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

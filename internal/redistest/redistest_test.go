@@ -2,6 +2,8 @@ package redistest
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"testing"
@@ -59,6 +61,47 @@ func TestNewClientFailsAtOnceWhileStopped(t *testing.T) {
 
 	s.Restart()
 	require.NoError(t, rdb.Ping(t.Context()).Err())
+}
+
+func TestLaunchStopRestartWithoutTB(t *testing.T) {
+	Start(t) // skips, or fails under CI, when redis-server is missing
+	p, err := Launch(t.TempDir())
+	require.NoError(t, err)
+	defer p.Stop()
+	addr := p.Addr()
+	require.NoError(t, ping(addr))
+
+	p.Stop()
+	require.Error(t, ping(addr), "server must be down after Stop")
+	p.Stop() // idempotent
+	require.NoError(t, p.Restart())
+	assert.Equal(t, addr, p.Addr())
+	require.NoError(t, ping(addr))
+	require.NoError(t, p.Restart(), "no-op while running")
+}
+
+func TestRestartThatCannotStartReturnsError(t *testing.T) {
+	Start(t)
+	dir := filepath.Join(t.TempDir(), "work")
+	require.NoError(t, os.Mkdir(dir, 0o700))
+	p, err := Launch(dir)
+	require.NoError(t, err)
+	defer p.Stop()
+	p.Stop()
+	require.NoError(t, os.Remove(dir)) // redis-server exits when it cannot enter its folder
+
+	err = p.Restart()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "restart redis-server on "+p.Addr())
+	assert.Contains(t, err.Error(), "redis-server exited during start")
+	require.Error(t, ping(p.Addr()))
+}
+
+func TestLaunchWithoutRedisIsErrNotInstalled(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	p, err := Launch(t.TempDir())
+	require.ErrorIs(t, err, ErrNotInstalled)
+	assert.Nil(t, p)
 }
 
 // recordingTB stops at Skip and Fatal like a testing.T, and records which was called.

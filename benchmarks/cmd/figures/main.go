@@ -18,8 +18,8 @@ import (
 
 	"github.com/wxtoken/wxtoken/benchmarks/internal/figures"
 	"github.com/wxtoken/wxtoken/benchmarks/internal/peers"
-	"github.com/wxtoken/wxtoken/benchmarks/internal/redisproc"
 	"github.com/wxtoken/wxtoken/benchmarks/internal/upstream"
+	"github.com/wxtoken/wxtoken/internal/redistest"
 )
 
 type options struct {
@@ -60,10 +60,10 @@ func run(ctx context.Context, w io.Writer, o options) error {
 	up := upstream.Start()
 	defer up.Close()
 	env := peers.Env{BaseURL: up.URL()}
-	rs, err := redisproc.Start()
+	rs, err := redistest.Launch(os.TempDir()) // it writes nothing there: no save, no AOF
 	switch {
-	case errors.Is(err, redisproc.ErrNotInstalled):
-		fmt.Fprintf(w, "NOTE: %v; the Redis peers are skipped.\n\n", err)
+	case errors.Is(err, redistest.ErrNotInstalled):
+		fmt.Fprintf(w, "NOTE: %v (apt-get install redis-server); the Redis peers are skipped.\n\n", err)
 	case err != nil:
 		return err
 	default:
