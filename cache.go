@@ -94,18 +94,18 @@ func (g *gate) record(err error, now time.Time) {
 		err, g.until.Format(time.RFC3339))
 }
 
-// doubled returns base doubled for each failure after the first, at most max.
-func doubled(base, max time.Duration, failures int) time.Duration {
+// doubled returns base doubled for each failure after the first, at most limit.
+func doubled(base, limit time.Duration, failures int) time.Duration {
 	d := base
-	for i := 1; i < failures && d < max; i++ {
+	for i := 1; i < failures && d < limit; i++ {
 		d *= 2
 	}
-	return min(d, max)
+	return min(d, limit)
 }
 
 // deadlines returns when tok turns stale and when it expires. The renewal margin
-// is min(refreshBefore, ExpiresIn/2), less a random jitter of up to a tenth of it
-// so that many clients do not renew in the same second.
+// is min(refreshBefore, ExpiresIn/2), widened by a random jitter of up to a tenth
+// of it so that many clients do not renew in the same second.
 func deadlines(tok Token, refreshBefore time.Duration, jitter bool) (staleAt, expireAt time.Time) {
 	expireAt = tok.ExpiresAt()
 	margin := min(refreshBefore, time.Duration(tok.ExpiresIn)*time.Second/2)
