@@ -42,6 +42,7 @@ type APIError struct {
 	Msg  string // errmsg
 }
 
+// Error reads "wxtoken: errcode N: errmsg".
 func (e *APIError) Error() string {
 	return fmt.Sprintf("wxtoken: errcode %d: %s", e.Code, e.Msg)
 }
@@ -54,6 +55,7 @@ type StatusError struct {
 	Status     string // such as "502 Bad Gateway"
 }
 
+// Error names the HTTP status.
 func (e *StatusError) Error() string {
 	return fmt.Sprintf("wxtoken: token endpoint answered HTTP %s", e.Status)
 }
