@@ -163,9 +163,7 @@ func (f *fetcher) redactErr(err error) error {
 // redactText keeps err as it is unless its text quotes the secret, as some
 // transports' errors do; then only the redacted text is kept.
 func (f *fetcher) redactText(err error) error {
-	msg := err.Error()
-	if f.secret != "" && (strings.Contains(msg, f.secret) ||
-		strings.Contains(msg, url.QueryEscape(f.secret))) {
+	if msg := err.Error(); quotes(msg, f.secret) {
 		return errors.New(f.redact(msg))
 	}
 	return err
@@ -173,9 +171,18 @@ func (f *fetcher) redactText(err error) error {
 
 // redact replaces every form of the secret in s.
 func (f *fetcher) redact(s string) string {
-	if f.secret == "" {
+	return scrub(s, f.secret, "REDACTED")
+}
+
+// quotes reports whether s holds value, as it is or query-escaped.
+func quotes(s, value string) bool {
+	return value != "" && (strings.Contains(s, value) || strings.Contains(s, url.QueryEscape(value)))
+}
+
+// scrub replaces value in s, as it is and query-escaped, with name.
+func scrub(s, value, name string) string {
+	if value == "" {
 		return s
 	}
-	s = strings.ReplaceAll(s, url.QueryEscape(f.secret), "REDACTED")
-	return strings.ReplaceAll(s, f.secret, "REDACTED")
+	return strings.ReplaceAll(strings.ReplaceAll(s, url.QueryEscape(value), name), value, name)
 }

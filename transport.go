@@ -363,13 +363,10 @@ func isAccessToken(part string) bool {
 // print the request URL do; then the text names the token by fingerprint only.
 func redactToken(err error, tok string) error {
 	msg := err.Error()
-	escaped := url.QueryEscape(tok)
-	if !strings.Contains(msg, tok) && !strings.Contains(msg, escaped) {
+	if !quotes(msg, tok) {
 		return err
 	}
-	name := "token:" + fingerprint(tok)
-	msg = strings.ReplaceAll(strings.ReplaceAll(msg, escaped, name), tok, name)
-	return &redactedError{msg: msg, err: err}
+	return &redactedError{msg: scrub(msg, tok, "token:"+fingerprint(tok)), err: err}
 }
 
 // redactedError is an error whose text has had a token removed. It still
