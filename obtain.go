@@ -58,6 +58,12 @@ func (c *Client) release(unlock func(context.Context) error) {
 // reload returns the Store's token when it serves req better than the cache.
 func (c *Client) reload(ctx context.Context, req request) (Token, bool) {
 	tok, err := c.load(ctx)
+	return c.adopt(tok, err, req)
+}
+
+// adopt returns tok, read from the Store with err, when it serves req better
+// than the cache, and counts it.
+func (c *Client) adopt(tok Token, err error, req request) (Token, bool) {
 	if err != nil || !c.usable(tok, req, time.Now()) {
 		return Token{}, false
 	}

@@ -69,19 +69,15 @@ func (c *Client) sync() {
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.fetchTimeout)
 	defer cancel()
 	stored, err := c.load(ctx)
-	switch {
-	case errors.Is(err, ErrNotFound):
+	if errors.Is(err, ErrNotFound) {
 		c.restore(ctx)
-	case err == nil && c.usable(stored, request{}, time.Now()):
-		c.stats.storeLoads.Add(1)
-		c.mu.Lock()
-		if !c.closed {
-			c.publishLocked(stored)
-		}
-		c.mu.Unlock()
 	}
+	tok, ok := c.adopt(stored, err, request{})
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if ok && !c.closed {
+		c.publishLocked(tok)
+	}
 	c.scheduleSyncLocked()
 }
 
