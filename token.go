@@ -108,7 +108,7 @@ func New(appID, appSecret string, opts ...Option) (*Client, error) {
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	if err := cfg.check(); err != nil {
+	if err := cfg.normalize(); err != nil {
 		return nil, err
 	}
 	c := &Client{cfg: cfg, appID: appID, log: cfg.logger, store: cfg.store, key: cfg.key}
@@ -216,9 +216,7 @@ func (c *Client) Close() error {
 	c.closed = true
 	c.cur.Store(closedEntry)
 	for _, t := range []*time.Timer{c.staleTimer, c.expireTimer, c.retryTimer, c.syncTimer} {
-		if t != nil {
-			t.Stop()
-		}
+		stopTimer(t)
 	}
 	c.cancel()
 	c.mu.Unlock()
@@ -294,7 +292,9 @@ func notKeyRune(r rune) bool {
 	return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-')
 }
 
-func (cfg *config) check() error {
+// normalize validates the options and settles what follows from them: the base
+// URL without a trailing slash, no store sync without background work.
+func (cfg *config) normalize() error {
 	u, err := url.Parse(cfg.baseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("wxtoken: base URL %q is not an http(s) URL", cfg.baseURL)

@@ -95,10 +95,8 @@ func (t *Transport) retry(req *http.Request, tok string, code int, rejected *htt
 	log := t.Client.log
 	// Invalidate even when the body cannot be replayed, so that the caller's
 	// own retry finds a good token.
+	// Invalidate never returns tok itself without an error.
 	next, err := t.Client.Invalidate(req.Context(), tok)
-	if err == nil && next == tok {
-		err = errors.New("wxtoken: Invalidate handed back the rejected token")
-	}
 	if err != nil {
 		log.Warn("wxtoken: WeChat rejected the token and no other is available; returning its answer",
 			"errcode", code, "token", fingerprint(tok), "err", err)
