@@ -48,13 +48,26 @@ func (t Token) DatedAhead(now time.Time) bool {
 // that would otherwise schedule a refresh decades away.
 const maxExpiresIn = 24 * 60 * 60
 
-// Validate reports whether t can be used at all: it must have a token, a
-// positive lifetime of at most a day, and a creation time. It says nothing about
-// expiry. Stores use it to treat malformed records as corrupt rather than as tokens.
+// MaxTokenLen bounds the length of a token a Token may hold. WeChat documents
+// access_token as up to 512 characters; four times that leaves room for other
+// credentials while refusing a value that is plainly not a token.
+const MaxTokenLen = 2048
+
+// Validate reports whether t can be used at all: it must have a token of at
+// most MaxTokenLen printable ASCII characters (no space, no control character,
+// nothing outside ASCII), a positive lifetime of at most a day, and a creation
+// time. It says nothing about expiry. The decoders of WeChat's answers and every
+// Store use it, so that a malformed record is corrupt rather than a token, and a
+// hostile upstream cannot smuggle newlines or terminal escapes into a token.
 func (t Token) Validate() error {
 	switch {
 	case t.AccessToken == "":
 		return fmt.Errorf("%w: empty access_token", ErrInvalidToken)
+	case len(t.AccessToken) > MaxTokenLen:
+		return fmt.Errorf("%w: access_token is %d bytes long, the limit is %d",
+			ErrInvalidToken, len(t.AccessToken), MaxTokenLen)
+	case !printable(t.AccessToken):
+		return fmt.Errorf("%w: access_token has a byte outside printable ASCII", ErrInvalidToken)
 	case t.ExpiresIn <= 0:
 		return fmt.Errorf("%w: expires_in %d is not positive", ErrInvalidToken, t.ExpiresIn)
 	case t.ExpiresIn > maxExpiresIn:
@@ -63,6 +76,16 @@ func (t Token) Validate() error {
 		return fmt.Errorf("%w: no createTime", ErrInvalidToken)
 	}
 	return nil
+}
+
+// printable reports whether s consists of visible ASCII characters only.
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 // Client obtains, caches, persists and renews the access_token of one WeChat
