@@ -12,8 +12,9 @@ import (
 // Implementations must be safe for concurrent use. Load returns an error that
 // matches ErrNotFound (errors.Is) when the key holds no token. Save never replaces
 // a stored token with one whose CreateTime is older: it then returns an error
-// matching ErrNewerToken, and the caller should Load the newer token instead. A
-// stored token that is DatedAhead does not count as newer.
+// matching ErrNewerToken, and the caller should Load the newer token instead.
+// "Newer" is Token.NewerThan: a stored token dated after the Store's clock does
+// not count as newer.
 type Store interface {
 	Load(ctx context.Context, key string) (Token, error)
 	Save(ctx context.Context, key string, tok Token) error
@@ -56,11 +57,11 @@ func (s *MemoryStore) Load(ctx context.Context, key string) (Token, error) {
 }
 
 // Save stores tok under key. It returns ErrNewerToken, and keeps the stored
-// token, when that one is newer than tok (and not DatedAhead).
+// token, when that one is newer than tok (Token.NewerThan).
 func (s *MemoryStore) Save(ctx context.Context, key string, tok Token) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old, ok := s.tokens[key]; ok && old.CreateTime.After(tok.CreateTime) && !old.DatedAhead(time.Now()) {
+	if old, ok := s.tokens[key]; ok && old.NewerThan(tok, time.Now()) {
 		return ErrNewerToken
 	}
 	s.tokens[key] = tok

@@ -139,7 +139,7 @@ func (s *FileStore) Save(ctx context.Context, key string, tok Token) error {
 	path := s.tokenPath(key)
 	old, err := readTokenFile(path)
 	switch {
-	case err == nil && old.CreateTime.After(tok.CreateTime) && !old.DatedAhead(time.Now()):
+	case err == nil && old.NewerThan(tok, time.Now()):
 		return fmt.Errorf("%w: %s", ErrNewerToken, path)
 	case err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrCorrupt):
 		// Without the current record the newest-wins promise cannot be kept.

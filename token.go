@@ -43,6 +43,15 @@ func (t Token) DatedAhead(now time.Time) bool {
 	return t.CreateTime.After(now.Add(MaxClockSkew))
 }
 
+// NewerThan reports whether a Store holding t keeps it when offered u at now
+// (the newest-wins rule): t must have been created after u, and not after now.
+// A record dated after the Store's clock was written by a host whose clock runs
+// fast; its CreateTime cannot be compared with a correctly dated one, and
+// keeping it would pin it in place, even after WeChat rejected it.
+func (t Token) NewerThan(u Token, now time.Time) bool {
+	return t.CreateTime.After(u.CreateTime) && !t.CreateTime.After(now)
+}
+
 // maxExpiresIn bounds the lifetimes a Token may claim. WeChat promises "within
 // 7200 s"; a day leaves room for change while still catching a corrupt value
 // that would otherwise schedule a refresh decades away.

@@ -57,9 +57,9 @@ end
 //
 // KEYS[1] is the token key; ARGV[1] the JSON record, ARGV[2] its TTL in
 // milliseconds (positive), ARGV[3] and ARGV[4] the new token's createTime as
-// Unix seconds and nine fraction digits, ARGV[5] the Unix second past which a
-// stored createTime is dated ahead of the clock (wxtoken.Token.DatedAhead) and
-// so does not count as newer. It returns 1 when it stored the
+// Unix seconds and nine fraction digits, ARGV[5] the Unix second of the
+// caller's clock: a stored createTime past it does not count as newer
+// (wxtoken.Token.NewerThan). It returns 1 when it stored the
 // record and 0 when it kept a newer one. A stored record that is not a usable
 // token (the checks mirror Token.Validate) is replaced: Load reports it as
 // corrupt, so keeping it would help nobody.

@@ -168,7 +168,7 @@ func (s *Store) Save(ctx context.Context, key string, tok wxtoken.Token) error {
 	ct := tok.CreateTime
 	stored, err := s.save.Run(ctx, s.rdb, []string{s.tokenKey(key)},
 		raw, ttl, ct.Unix(), fmt.Sprintf("%09d", ct.Nanosecond()),
-		time.Now().Add(wxtoken.MaxClockSkew).Unix()).Int()
+		time.Now().Unix()).Int()
 	if err != nil {
 		return fmt.Errorf("redisstore: save %q: %w", key, err)
 	}

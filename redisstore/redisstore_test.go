@@ -282,8 +282,11 @@ func TestSaveReplacesARecordDatedAhead(t *testing.T) {
 
 	within := tokenAt(time.Now().Add(wxtoken.MaxClockSkew/2), "tok-within")
 	require.NoError(t, st.Save(ctx, "skew", within))
-	assert.ErrorIs(t, st.Save(ctx, "skew", good), wxtoken.ErrNewerToken,
-		"within the allowed skew the later token still wins")
+	require.NoError(t, st.Save(ctx, "skew", good),
+		"a record dated ahead by less than the skew is replaced too")
+	older := tokenAt(time.Now().Add(-time.Minute), "tok-older")
+	assert.ErrorIs(t, st.Save(ctx, "skew", older), wxtoken.ErrNewerToken,
+		"a correctly dated newer token still wins")
 }
 
 func TestSaveReplacesCorruptRecord(t *testing.T) {
