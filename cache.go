@@ -26,6 +26,9 @@ type entry struct {
 	state state
 }
 
+// valid reports whether the entry holds a token that may still be served.
+func (e *entry) valid() bool { return e.state < stateExpired }
+
 // emptyEntry stands for "no token yet" and closedEntry for a closed Client.
 // Neither is ever modified; with them, the read path needs no nil check.
 var (
@@ -41,19 +44,13 @@ type call struct {
 }
 
 // request says what a fetch is for. bad is the token a caller saw rejected
-// (Invalidate), zero otherwise: a token equal to it is never the answer.
+// (Invalidate), zero for a renewal: a token equal to it is never the answer.
 type request struct {
 	bad Token
 }
 
-// gate remembers the last failure so that callers share it instead of each
-// calling WeChat again: after a permanent error for a cool-down, after a
-// retryable one for an exponential backoff.
-type gate struct {
-	shared   error // the failure as callers get it while the gate is shut
-	until    time.Time
-	failures int
-}
+// renewal reports whether the request renews a token nobody reported rejected.
+func (r request) renewal() bool { return r.bad.AccessToken == "" }
 
 // Backoff after retryable failures: base doubling to max, each delay stretched
 // by up to half again at random so that clients spread out, never shortened, so
@@ -68,12 +65,49 @@ const (
 	cooldownMax = 10 * time.Minute
 )
 
+// minRenewInterval bounds how often renewals that nobody waits for may start,
+// whatever lifetime upstream claims: a token said to live one second must not
+// make an idle Client fetch every half second.
+const minRenewInterval = time.Minute
+
+// gatedStoreReread bounds how often callers with nothing to serve re-read the
+// Store while the gate is shut: reading it is not calling WeChat, but a caller
+// retrying in a tight loop must not turn into a loop of Store reads either.
+const gatedStoreReread = time.Second
+
+// gate remembers the last failure so that callers share it instead of each
+// calling WeChat again: after a permanent error for a cool-down, after a
+// retryable one for an exponential backoff. It guards calls to WeChat only:
+// the Store is read whether the gate is open or shut.
+type gate struct {
+	shared   *sharedFailure // the failure as callers get it while the gate is shut
+	failures int
+}
+
+// sharedFailure is a failure handed to every caller while the gate is shut.
+type sharedFailure struct {
+	err   error
+	until time.Time
+	text  string // formatted once, not for each caller that shares it
+}
+
+func (f *sharedFailure) Error() string { return f.text }
+func (f *sharedFailure) Unwrap() error { return f.err }
+
 // check returns the remembered failure while the gate is shut.
 func (g *gate) check(now time.Time) error {
-	if g.shared == nil || !now.Before(g.until) {
+	if g.shared == nil || !now.Before(g.shared.until) {
 		return nil
 	}
 	return g.shared
+}
+
+// until reports when the gate opens; zero when it is open.
+func (g *gate) until() time.Time {
+	if g.shared == nil {
+		return time.Time{}
+	}
+	return g.shared.until
 }
 
 // record notes the outcome of an attempt made at now.
@@ -83,15 +117,15 @@ func (g *gate) record(err error, now time.Time) {
 		return
 	}
 	g.failures++
+	var until time.Time
 	if IsPermanent(err) {
-		g.until = now.Add(doubled(cooldown, cooldownMax, g.failures))
+		until = now.Add(doubled(cooldown, cooldownMax, g.failures))
 	} else {
 		d := doubled(backoffBase, backoffMax, g.failures)
-		g.until = now.Add(d + rand.N(d/2+1))
+		until = now.Add(d + rand.N(d/2+1))
 	}
-	// Formatted once here, not for each of the callers that will share it.
-	g.shared = fmt.Errorf("%w (shared failure: WeChat is not called again before %s)",
-		err, g.until.Format(time.RFC3339))
+	g.shared = &sharedFailure{err: err, until: until, text: fmt.Sprintf(
+		"%v (shared failure: WeChat is not called again before %s)", err, until.Format(time.RFC3339))}
 }
 
 // doubled returns base doubled for each failure after the first, at most limit.
@@ -103,16 +137,30 @@ func doubled(base, limit time.Duration, failures int) time.Duration {
 	return min(d, limit)
 }
 
-// deadlines returns when tok turns stale and when it expires. The renewal margin
-// is min(refreshBefore, ExpiresIn/2), widened by a random jitter of up to a tenth
-// of it so that many clients do not renew in the same second.
-func deadlines(tok Token, refreshBefore time.Duration, jitter bool) (staleAt, expireAt time.Time) {
-	expireAt = tok.ExpiresAt()
+// deadlines returns when tok turns stale and when it expires, judged at now.
+// The renewal margin is min(refreshBefore, ExpiresIn/2), widened by a random
+// jitter of up to a tenth of it so that many clients do not renew in the same
+// second. A token dated ahead of now is aged as if it were MaxClockSkew older
+// than it claims (see effectiveCreate).
+func deadlines(tok Token, refreshBefore time.Duration, jitter bool, now time.Time) (staleAt, expireAt time.Time) {
+	expireAt = effectiveCreate(tok, now).Add(time.Duration(tok.ExpiresIn) * time.Second)
 	margin := min(refreshBefore, time.Duration(tok.ExpiresIn)*time.Second/2)
 	if jitter && margin >= 10 {
 		margin += rand.N(margin / 10)
 	}
 	return expireAt.Add(-margin), expireAt
+}
+
+// effectiveCreate is when tok may have been obtained, for ageing it. A token
+// dated after now was made on a host whose clock runs fast, by an unknown
+// amount up to MaxClockSkew (beyond that it is never served): trusting its
+// date could serve it after WeChat expired it, so it is taken to be as old as
+// the skew allows.
+func effectiveCreate(tok Token, now time.Time) time.Time {
+	if tok.CreateTime.After(now) {
+		return tok.CreateTime.Add(-MaxClockSkew)
+	}
+	return tok.CreateTime
 }
 
 func stateAt(now, staleAt, expireAt time.Time) state {
@@ -143,7 +191,8 @@ func (c *Client) await(ctx context.Context, req request) (Token, error) {
 
 // join returns the shared fetch to wait for, or, when there is nothing to wait
 // for, the answer itself: the cached token, if a fetch that ended after the
-// caller looked made it valid, or the reason no fetch may start.
+// caller looked made it valid, or the shared failure while the gate is shut and
+// the Store was read moments ago.
 func (c *Client) join(req request) (Token, *call, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -153,76 +202,153 @@ func (c *Client) join(req request) (Token, *call, error) {
 	if c.inflight != nil {
 		return Token{}, c.inflight, nil
 	}
-	if e := c.cur.Load(); e.state < stateExpired && e.tok.AccessToken != req.bad.AccessToken {
+	if e := c.cur.Load(); c.servesLocked(e, req) {
 		return e.tok, nil, nil
 	}
-	if err := c.gate.check(time.Now()); err != nil {
+	now := time.Now()
+	if err := c.gate.check(now); err != nil && now.Sub(c.lastStart) < gatedStoreReread {
 		return Token{}, nil, err
 	}
-	return Token{}, c.startLocked(req), nil
+	return Token{}, c.startLocked(req, now), nil
+}
+
+// servesLocked reports whether e answers req: valid, and neither the token
+// req reports rejected nor the last one any caller reported rejected.
+func (c *Client) servesLocked(e *entry, req request) bool {
+	return e.valid() && e.tok.AccessToken != req.bad.AccessToken && e.tok.AccessToken != c.rejected
 }
 
 // startLocked starts the one shared fetch. The caller holds c.mu, has checked
 // that the Client is open and that no fetch runs.
-func (c *Client) startLocked(req request) *call {
+func (c *Client) startLocked(req request, now time.Time) *call {
 	cl := &call{done: make(chan struct{})}
 	c.inflight = cl
+	c.lastStart = now
+	c.active++
 	c.wg.Add(1)
 	go c.run(cl, req)
 	return cl
 }
 
+// ended notes that a shared fetch, with the save after it, is over.
+func (c *Client) ended() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.active--; c.active == 0 && c.idle != nil {
+		close(c.idle)
+		c.idle = nil
+	}
+}
+
+// waitIdle waits until no shared fetch, and no save after one, is under way.
+// Tests use it to look at a Store that the waiters of a fetch do not wait for.
+func (c *Client) waitIdle() {
+	c.mu.Lock()
+	if c.active == 0 {
+		c.mu.Unlock()
+		return
+	}
+	if c.idle == nil {
+		c.idle = make(chan struct{})
+	}
+	idle := c.idle
+	c.mu.Unlock()
+	<-idle
+}
+
+// run carries out one shared fetch. Its waiters get the token as soon as there
+// is one, before it is saved: a slow or failing Store delays nobody.
 func (c *Client) run(cl *call, req request) {
 	defer c.wg.Done()
+	defer c.ended()
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.fetchTimeout)
 	defer cancel()
-	tok, err := c.obtainSafely(ctx, req)
-	c.finish(cl, tok, err)
+	delivered := false
+	deliver := func(tok Token, fetched bool) Token {
+		delivered = true
+		return c.finish(cl, tok, fetched, nil)
+	}
+	err := c.obtainSafely(ctx, req, deliver)
+	switch {
+	case !delivered:
+		c.finish(cl, Token{}, false, err)
+	case err != nil:
+		c.log.Warn("wxtoken: after the token was handed out", "appid", c.appID, "err", err)
+	}
 }
 
-// obtainSafely turns a panic anywhere in a fetch (a Store, a RoundTripper) into
-// an error for every waiter instead of a crash of the process.
-func (c *Client) obtainSafely(ctx context.Context, req request) (tok Token, err error) {
+// obtainSafely is obtain with a last net under it: user code is already called
+// through callouts that recover, but a panic anywhere else must not crash the
+// process either.
+func (c *Client) obtainSafely(ctx context.Context, req request, deliver deliverFunc) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("wxtoken: panic while obtaining a token: %s",
-				c.fetcher.redact(fmt.Sprint(r)))
+			err = c.panicError("obtaining a token", r)
 		}
 	}()
-	return c.obtain(ctx, req)
+	return c.obtain(ctx, req, deliver)
 }
 
-// finish publishes the outcome of a shared fetch and hands it to its waiters.
-func (c *Client) finish(cl *call, tok Token, err error) {
+// finish publishes the outcome of a shared fetch, hands it to its waiters and
+// returns the token they got. fetched says whether WeChat issued tok (rather
+// than the Store holding it), which alone opens the failure gate.
+func (c *Client) finish(cl *call, tok Token, fetched bool, err error) Token {
+	cl.tok, cl.err = c.settle(cl, tok, fetched, err)
+	close(cl.done)
+	return cl.tok
+}
+
+// settle records the outcome of a shared fetch and returns what its waiters get.
+func (c *Client) settle(cl *call, tok Token, fetched bool, err error) (Token, error) {
 	c.mu.Lock()
-	c.inflight = nil
+	defer c.mu.Unlock()
+	if c.inflight == cl {
+		c.inflight = nil
+	}
+	now := time.Now()
 	switch {
 	case c.closed:
 		tok, err = Token{}, ErrClosed
 	case err == nil:
-		c.gate.record(nil, time.Now())
-		tok = c.publishLocked(tok)
-	case errors.Is(err, ErrRejectedTooSoon), errors.Is(err, ErrForceRefreshLimited):
-		// Our own guards, not WeChat failing: nothing to back off from.
+		if fetched {
+			c.gate.record(nil, now)
+			c.lastIssued = now
+			if tok.Rejections > 0 {
+				c.lastReplacement = Token{AccessToken: tok.AccessToken, Rejections: tok.Rejections}
+			}
+		}
+		tok = c.publishLocked(tok, now)
+	case ownRefusal(err):
+		// The Client's own guards, not WeChat failing: nothing to back off from.
 	default:
-		c.gate.record(err, time.Now())
+		c.gate.record(err, now)
+	}
+	if err != nil {
 		c.scheduleRetryLocked()
 	}
-	cl.tok, cl.err = tok, err
-	c.mu.Unlock()
-	close(cl.done)
+	return tok, err
+}
+
+// ownRefusal reports whether err is one of the Client's own refusals to call
+// WeChat (the shut gate, the rejection backoff, the force-refresh budget)
+// rather than a failure of an attempt.
+func ownRefusal(err error) bool {
+	var shared *sharedFailure
+	return errors.As(err, &shared) || errors.Is(err, ErrRejectedTooSoon) ||
+		errors.Is(err, ErrForceRefreshLimited)
 }
 
 // publishLocked makes tok the cached token unless the cache holds a newer valid
-// one, arms the timers that will age it, and returns the token now cached.
-func (c *Client) publishLocked(tok Token) Token {
+// one, arms the timers that will age it, and returns the token now cached. A
+// token reported rejected is never published again, and never kept in
+// preference to another valid token.
+func (c *Client) publishLocked(tok Token, now time.Time) Token {
 	cur := c.cur.Load()
-	if cur.state < stateExpired &&
-		(sameToken(cur.tok, tok) || cur.tok.CreateTime.After(tok.CreateTime)) {
+	if tok.AccessToken == c.rejected ||
+		(c.servesLocked(cur, request{}) && (sameToken(cur.tok, tok) || cur.tok.NewerThan(tok, now))) {
 		return cur.tok
 	}
-	now := time.Now()
-	staleAt, expireAt := deadlines(tok, c.cfg.refreshBefore, true)
+	staleAt, expireAt := deadlines(tok, c.cfg.refreshBefore, true, now)
 	st := stateAt(now, staleAt, expireAt)
 	c.cur.Store(&entry{tok: tok, state: st})
 	c.armLocked(tok.AccessToken, staleAt.Sub(now), expireAt.Sub(now), st)

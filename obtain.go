@@ -7,49 +7,106 @@ import (
 	"time"
 )
 
-// unlockTimeout bounds the release of a cross-process lock; the lock's lease
-// bounds the harm of a release that fails.
-const unlockTimeout = 5 * time.Second
+// errStoreUnavailable is why a renewal gives up while a valid token is cached
+// and the Store cannot be read or locked: fetching without the lock would let
+// every replica fetch its own token and supersede the others' (during a Redis
+// failover, hundreds of duplicates), while the cached token is still good. The
+// renewal is retried with backoff.
+var errStoreUnavailable = errors.New("wxtoken: the store is unavailable; keeping the cached token and renewing later")
 
-// Stable-token force refreshes: WeChat allows one per 30 s and 20 a day.
-const (
-	forceInterval = 30 * time.Second
-	forcePerDay   = 20
-)
+// deliverFunc hands a token to the waiters of the shared fetch and returns the
+// token the cache now holds. fetched says whether WeChat issued it just now.
+type deliverFunc func(tok Token, fetched bool) Token
 
-// obtain produces a token for req: under the Store's lock where it has one, it
-// reads the Store again (another process may have renewed the token), and only
-// if that holds nothing usable it asks WeChat and saves the answer.
-func (c *Client) obtain(ctx context.Context, req request) (Token, error) {
-	if c.locker != nil {
-		unlock, err := c.locker.Lock(ctx, c.key, c.cfg.lockLease)
+// obtain produces a token for req and delivers it. It reads the Store first
+// (reading is not calling WeChat, and needs no lock), then, if WeChat may be
+// called, takes the Store's lock, checks the cache and the Store again (another
+// process, or this Client's store sync, may have renewed the token meanwhile),
+// fetches, delivers, and saves the token before it unlocks.
+func (c *Client) obtain(ctx context.Context, req request, deliver deliverFunc) error {
+	stored, loadErr := c.load(ctx)
+	if tok, ok := c.adopt(stored, loadErr, req); ok {
+		deliver(tok, false)
+		return nil
+	}
+	if err := c.mayCallWeChat(req); err != nil {
+		return err
+	}
+	storeDown := loadErr != nil && !errors.Is(loadErr, ErrNotFound) && !errors.Is(loadErr, ErrCorrupt)
+	if storeDown && c.hasValid(req) {
+		return fmt.Errorf("%w: %w", errStoreUnavailable, loadErr)
+	}
+	locked, lockErr := false, loadErr
+	if c.locker != nil && !storeDown {
+		unlock, err := c.lockStore(ctx)
 		switch {
 		case err == nil:
+			locked = true
 			defer c.release(unlock)
 		case ctx.Err() != nil:
-			return Token{}, fmt.Errorf("wxtoken: waiting for the store lock: %w", err)
-		default:
-			c.log.Warn("wxtoken: store lock unavailable; fetching without it",
-				"appid", c.appID, "err", err)
+			return fmt.Errorf("wxtoken: waiting for the store lock: %w", err)
+		case c.hasValid(req):
+			return fmt.Errorf("%w: %w", errStoreUnavailable, err)
+		}
+		lockErr = err
+	}
+	if c.locker != nil && !locked {
+		c.log.Warn("wxtoken: store unavailable and no valid token to serve; fetching without its lock",
+			"appid", c.appID, "key", c.key, "err", lockErr)
+	}
+	if locked {
+		if tok, ok := c.cachedFor(req); ok {
+			deliver(tok, false)
+			return nil
+		}
+		if tok, ok := c.reload(ctx, req); ok {
+			deliver(tok, false)
+			return nil
 		}
 	}
-	if tok, ok := c.reload(ctx, req); ok {
-		return tok, nil
-	}
-	if err := c.guard(req); err != nil {
-		return Token{}, err
-	}
-	tok, err := c.fetchNew(ctx, req)
+	tok, err := c.fetchNew(ctx, req, locked || c.locker == nil)
 	if err != nil {
-		return Token{}, err
+		return err
 	}
-	return c.save(ctx, tok, req), nil
+	tok.Rejections = c.rejectionsAfter(req, time.Now())
+	deliver(tok, true)
+	c.save(tok, req)
+	return nil
+}
+
+// mayCallWeChat returns the reason WeChat must not be called for req now: the
+// failure gate is shut, or req's rejected token is too young to be replaced.
+func (c *Client) mayCallWeChat(req request) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	if err := c.gate.check(now); err != nil {
+		return err
+	}
+	return c.checkRejectionLocked(req.bad, now)
+}
+
+// hasValid reports whether the cache holds a token that answers req.
+func (c *Client) hasValid(req request) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.servesLocked(c.cur.Load(), req)
+}
+
+// cachedFor returns the cached token if it settles req: for a renewal, a fresh
+// one; for a rejection, any valid token other than the rejected one.
+func (c *Client) cachedFor(req request) (Token, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.cur.Load()
+	if !c.servesLocked(e, req) || (req.renewal() && e.state != stateFresh) {
+		return Token{}, false
+	}
+	return e.tok, true
 }
 
 func (c *Client) release(unlock func(context.Context) error) {
-	ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
-	defer cancel()
-	if err := unlock(ctx); err != nil {
+	if err := c.unlockStore(unlock); err != nil {
 		c.log.Warn("wxtoken: releasing the store lock failed; it lapses with its lease",
 			"appid", c.appID, "err", err)
 	}
@@ -76,7 +133,7 @@ func (c *Client) adopt(tok Token, err error, req request) (Token, bool) {
 // load reads the Store, logging failures other than an empty store: a broken
 // store is treated as an empty one, so that it never stops a fetch.
 func (c *Client) load(ctx context.Context) (Token, error) {
-	tok, err := c.store.Load(ctx, c.key)
+	tok, err := c.loadStore(ctx, c.key)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		c.log.Warn("wxtoken: reading the store failed; treating it as empty",
 			"appid", c.appID, "key", c.key, "err", err)
@@ -84,54 +141,58 @@ func (c *Client) load(ctx context.Context) (Token, error) {
 	return tok, err
 }
 
-// usable reports whether a stored token may answer req: it must be neither the
-// rejected one nor the cached one nor older than it, and it must be fresh, or at
-// least unexpired when the cache has nothing valid to serve meanwhile.
+// usable reports whether a stored token may answer req. It must be neither
+// the token req reports rejected nor the last one any caller reported, nor
+// older than the rejected one (which superseded it); it must be newer than a
+// valid cached token; and it must be fresh, or at least unexpired when the
+// cache has nothing valid to serve meanwhile.
 func (c *Client) usable(tok Token, req request, now time.Time) bool {
-	if tok.Validate() != nil || tok.AccessToken == req.bad.AccessToken || tok.DatedAhead(now) {
+	if tok.Validate() != nil || tok.DatedAhead(now) || tok.AccessToken == req.bad.AccessToken {
 		return false
 	}
-	cur := c.cur.Load()
-	haveValid := cur.state < stateExpired && cur.tok.AccessToken != req.bad.AccessToken
-	if haveValid && (tok.AccessToken == cur.tok.AccessToken || cur.tok.CreateTime.After(tok.CreateTime)) {
-		return false // nothing the cache does not already have
+	if !req.bad.CreateTime.IsZero() && !tok.CreateTime.After(effectiveCreate(req.bad, now)) {
+		return false
 	}
-	staleAt, expireAt := deadlines(tok, c.cfg.refreshBefore, false)
+	c.mu.Lock()
+	cur := c.cur.Load()
+	rejected := tok.AccessToken == c.rejected
+	haveValid := c.servesLocked(cur, req)
+	c.mu.Unlock()
+	if rejected || (haveValid && (tok.AccessToken == cur.tok.AccessToken || cur.tok.NewerThan(tok, now))) {
+		return false
+	}
+	staleAt, expireAt := deadlines(tok, c.cfg.refreshBefore, false, now)
 	return now.Before(staleAt) || (!haveValid && now.Before(expireAt))
 }
 
-// guard refuses to replace a rejected token that was obtained moments ago: a
-// business API that rejects every token must not drive a fetch loop.
-func (c *Client) guard(req request) error {
-	if req.bad.CreateTime.IsZero() {
-		return nil
-	}
-	// A negative age means a clock was wrong when the token was made: no reason
-	// to trust it, nor to keep it.
-	if age := time.Since(req.bad.CreateTime); age >= 0 && age < c.cfg.rejectGuard {
-		return fmt.Errorf("%w (token %s is %s old; the guard is %s)", ErrRejectedTooSoon,
-			fingerprint(req.bad.AccessToken), age.Round(time.Millisecond), c.cfg.rejectGuard)
-	}
-	return nil
-}
-
 // fetchNew asks WeChat for a token. In stable mode, normal mode comes first; a
-// force refresh follows only when WeChat hands back the very token rejected.
-func (c *Client) fetchNew(ctx context.Context, req request) (Token, error) {
+// force refresh follows only when WeChat hands back the very token rejected,
+// mayForce holds (the Store's lock is held, where it has one: a force refresh
+// kills the previous token at once, so two replicas must never both force),
+// and the fleet's budget booked in the Store allows it.
+func (c *Client) fetchNew(ctx context.Context, req request, mayForce bool) (Token, error) {
 	tok, err := c.fetchCounted(ctx, false)
-	if err != nil || !c.cfg.stable || req.bad.AccessToken == "" || tok.AccessToken != req.bad.AccessToken {
+	if err != nil || !c.cfg.stable || req.renewal() || tok.AccessToken != req.bad.AccessToken {
 		return tok, err
 	}
-	if err := c.allowForce(time.Now()); err != nil {
+	if !mayForce {
+		return Token{}, fmt.Errorf("%w: the store lock, which a force refresh needs, is unavailable",
+			ErrForceRefreshLimited)
+	}
+	if err := c.bookForce(ctx, time.Now()); err != nil {
 		return Token{}, err
 	}
 	c.stats.forceRefreshes.Add(1)
 	return c.fetchCounted(ctx, true)
 }
 
+// shortLifetime is the lifetime below which a token cannot be renewed ahead of
+// its expiry, renewals being at most one per minRenewInterval.
+const shortLifetime = 2 * minRenewInterval
+
 func (c *Client) fetchCounted(ctx context.Context, force bool) (Token, error) {
 	c.stats.fetches.Add(1)
-	tok, err := c.fetcher.fetch(ctx, force)
+	tok, err := c.fetchUpstream(ctx, force)
 	if err != nil {
 		c.stats.fetchFailures.Add(1)
 		c.log.Warn("wxtoken: fetching a token failed", "appid", c.appID, "err", err,
@@ -140,43 +201,33 @@ func (c *Client) fetchCounted(ctx context.Context, force bool) (Token, error) {
 	}
 	c.log.Info("wxtoken: fetched a new token", "appid", c.appID,
 		"token", fingerprint(tok.AccessToken), "expires_in", tok.ExpiresIn, "force", force)
+	if time.Duration(tok.ExpiresIn)*time.Second < shortLifetime {
+		c.log.Warn("wxtoken: WeChat claimed an implausibly short token lifetime; background renewals stay limited to one a minute",
+			"appid", c.appID, "expires_in", tok.ExpiresIn)
+	}
 	return tok, nil
 }
 
-// allowForce books a force refresh at now if WeChat's limits allow one.
-func (c *Client) allowForce(now time.Time) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	recent := c.forces[:0]
-	for _, t := range c.forces {
-		if now.Sub(t) < 24*time.Hour {
-			recent = append(recent, t)
-		}
-	}
-	c.forces = recent
-	if n := len(recent); n >= forcePerDay {
-		return fmt.Errorf("%w: %d force refreshes in the last 24 h", ErrForceRefreshLimited, n)
-	} else if n > 0 && now.Sub(recent[n-1]) < forceInterval {
-		return fmt.Errorf("%w: the last one was %s ago, WeChat requires %s",
-			ErrForceRefreshLimited, now.Sub(recent[n-1]).Round(time.Second), forceInterval)
-	}
-	c.forces = append(c.forces, now)
-	return nil
-}
-
-// save persists tok. A Store that holds a newer token keeps it, and that one is
-// served instead; a Store that fails is logged and the token served from memory.
-func (c *Client) save(ctx context.Context, tok Token, req request) Token {
-	err := c.store.Save(ctx, c.key, tok)
+// save persists tok, which the waiters already have. A Store that holds a
+// newer token keeps it, and the cache moves to that one; a Store that fails is
+// logged and the token served from memory.
+func (c *Client) save(tok Token, req request) {
+	// Not cancelled by Close, which waits for it: a process that closes its
+	// Client right after its first Get (a command line tool) keeps the token.
+	ctx := context.WithoutCancel(c.ctx)
+	err := c.saveStore(ctx, c.key, tok)
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrNewerToken):
 		if newer, ok := c.reload(ctx, req); ok {
-			return newer
+			c.mu.Lock()
+			if !c.closed {
+				c.publishLocked(newer, time.Now())
+			}
+			c.mu.Unlock()
 		}
 	default:
 		c.log.Warn("wxtoken: saving the token failed; serving it from memory",
 			"appid", c.appID, "key", c.key, "err", err)
 	}
-	return tok
 }

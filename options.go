@@ -17,6 +17,7 @@ const (
 	DefaultStoreSync     = time.Minute
 	DefaultRejectGuard   = 10 * time.Second
 	DefaultLockLease     = 15 * time.Second
+	DefaultStoreTimeout  = time.Second
 )
 
 // An Option configures a Client in New.
@@ -35,6 +36,7 @@ type config struct {
 	storeSync     time.Duration
 	rejectGuard   time.Duration
 	lockLease     time.Duration
+	storeTimeout  time.Duration
 }
 
 func defaultConfig() config {
@@ -46,6 +48,7 @@ func defaultConfig() config {
 		storeSync:     DefaultStoreSync,
 		rejectGuard:   DefaultRejectGuard,
 		lockLease:     DefaultLockLease,
+		storeTimeout:  DefaultStoreTimeout,
 	}
 }
 
@@ -102,11 +105,23 @@ func WithStoreSync(d time.Duration) Option { return func(c *config) { c.storeSyn
 
 // WithRejectGuard sets how long after a token was obtained a rejection of it
 // (Invalidate) is refused instead of causing another fetch, so that a business API
-// that rejects every token cannot drive a fetch loop. The default is
-// DefaultRejectGuard.
+// that rejects every token cannot drive a fetch loop. Each token in a row that
+// was rejected that young doubles the wait for the next one, up to an hour, so
+// such an API costs a few dozen fetches a day for a whole fleet; a token that
+// lives to its normal renewal starts the count afresh. Zero turns the guard off.
+// The default is DefaultRejectGuard.
 func WithRejectGuard(d time.Duration) Option { return func(c *config) { c.rejectGuard = d } }
 
 // WithLockLease sets how long a cross-process lock taken through a Locker store
 // lasts before it lapses by itself, which bounds how long a crashed holder can
 // delay the others. The default is DefaultLockLease.
 func WithLockLease(d time.Duration) Option { return func(c *config) { c.lockLease = d } }
+
+// WithStoreTimeout bounds each Load and Save of the Store, and each release of
+// its lock, so that a Store that hangs (an unreachable Redis, a stopped server)
+// costs a caller at most about that long before the Client falls back to what
+// it has: a cold caller then fetches without the Store, a Client with a valid
+// token keeps serving it and tries again later. Waiting for the lock itself is
+// bounded by the fetch timeout, since another process may hold it for a whole
+// fetch. The default is DefaultStoreTimeout.
+func WithStoreTimeout(d time.Duration) Option { return func(c *config) { c.storeTimeout = d } }

@@ -8,9 +8,9 @@ import (
 
 // The refresh-ahead machinery is made of timers rather than a goroutine that
 // sleeps: between renewals a Client runs nothing at all. The stale timer (armed
-// by publishLocked) starts the renewal, the retry timer repeats a failed one when
-// the failure gate opens, and the sync timer picks up tokens other processes put
-// in the shared Store.
+// by publishLocked) starts the renewal, the retry timer starts one that had to
+// wait (the failure gate was shut, or the last renewal was moments ago), and the
+// sync timer picks up tokens other processes put in the shared Store.
 
 // refresh makes sure one renewal of a stale or expired token runs.
 func (c *Client) refresh() {
@@ -19,8 +19,10 @@ func (c *Client) refresh() {
 	c.refreshLocked()
 }
 
-// refreshLocked starts a renewal unless one runs already, the cached token does
-// not need one, or the failure gate is shut (the retry timer then comes back).
+// refreshLocked starts a renewal unless one runs already or the cached token
+// does not need one. A renewal that may not start now (the failure gate is
+// shut, or the last token was issued less than minRenewInterval ago) is
+// postponed, never dropped: the retry timer comes back when it may.
 func (c *Client) refreshLocked() {
 	if c.closed || c.inflight != nil {
 		return
@@ -28,24 +30,50 @@ func (c *Client) refreshLocked() {
 	if e := c.cur.Load(); e.tok.AccessToken == "" || e.state == stateFresh {
 		return
 	}
-	if c.gate.check(time.Now()) != nil {
+	now := time.Now()
+	if at := c.renewableAtLocked(); now.Before(at) {
+		c.retryAtLocked(at)
 		return
 	}
-	c.startLocked(request{})
+	c.startLocked(request{}, now)
 }
 
-// scheduleRetryLocked arms a renewal for when the failure gate opens again, so
-// that a token that is stale, or expired while WeChat failed, is renewed even if
-// nobody asks for it. Callers with no token at all drive their own retries.
-func (c *Client) scheduleRetryLocked() {
-	if !c.cfg.background || c.closed {
-		return
+// renewableAtLocked is the earliest moment a renewal nobody waits for may start.
+func (c *Client) renewableAtLocked() time.Time {
+	at := c.gate.until()
+	if next := c.lastIssued.Add(minRenewInterval); !c.lastIssued.IsZero() && next.After(at) {
+		at = next
 	}
+	return at
+}
+
+// scheduleRetryLocked arms a renewal for when it may start again, so that a
+// token that is stale, or expired while WeChat failed, is renewed even if
+// nobody asks for it. A fresh token needs none: its stale timer comes first,
+// and refreshLocked postpones that one if it must. Callers with no token at all
+// drive their own retries.
+func (c *Client) scheduleRetryLocked() {
 	if e := c.cur.Load(); e.tok.AccessToken == "" || e.state == stateFresh {
 		return
 	}
+	c.retryAtLocked(c.renewableAtLocked())
+}
+
+// retryAtLocked (re)arms the retry timer to renew at at.
+func (c *Client) retryAtLocked(at time.Time) {
+	if !c.cfg.background || c.closed || (c.retryTimer != nil && c.retryAt.Equal(at)) {
+		return // already armed for then: stale readers call this on every Get
+	}
 	stopTimer(c.retryTimer)
-	c.retryTimer = time.AfterFunc(time.Until(c.gate.until), c.refresh)
+	c.retryAt = at
+	c.retryTimer = time.AfterFunc(time.Until(at), func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.retryAt.Equal(at) {
+			c.retryTimer = nil
+		}
+		c.refreshLocked()
+	})
 }
 
 // scheduleSyncLocked arms the next re-read of the Store.
@@ -66,17 +94,15 @@ func (c *Client) sync() {
 		return
 	}
 	defer c.wg.Done()
-	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.fetchTimeout)
-	defer cancel()
-	stored, err := c.load(ctx)
+	stored, err := c.load(c.ctx)
 	if errors.Is(err, ErrNotFound) {
-		c.restore(ctx)
+		c.restore(c.ctx)
 	}
 	tok, ok := c.adopt(stored, err, request{})
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if ok && !c.closed {
-		c.publishLocked(tok)
+		c.publishLocked(tok, time.Now())
 	}
 	c.scheduleSyncLocked()
 }
@@ -84,10 +110,10 @@ func (c *Client) sync() {
 // restore saves the cached token, if it is still valid, into an empty Store.
 func (c *Client) restore(ctx context.Context) {
 	e := c.cur.Load()
-	if e.state >= stateExpired {
+	if !e.valid() {
 		return
 	}
-	if err := c.store.Save(ctx, c.key, e.tok); err != nil && !errors.Is(err, ErrNewerToken) {
+	if err := c.saveStore(ctx, c.key, e.tok); err != nil && !errors.Is(err, ErrNewerToken) {
 		c.log.Warn("wxtoken: putting the cached token back into the empty store failed",
 			"appid", c.appID, "key", c.key, "err", err)
 	}

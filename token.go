@@ -24,6 +24,13 @@ type Token struct {
 	AccessToken string    `json:"access_token"`
 	ExpiresIn   int64     `json:"expires_in"` // seconds, as WeChat returned them
 	CreateTime  time.Time `json:"createTime"` // when it was obtained
+
+	// Rejections counts the tokens in a row before this one that a business
+	// API rejected soon after they were obtained; zero for a token obtained
+	// by a normal renewal (and then left out of the JSON). The Client spaces
+	// out the replacement of rejected tokens by it (see WithRejectGuard), and
+	// Stores keep it with the token so that every replica spaces them alike.
+	Rejections int `json:"rejections,omitempty"`
 }
 
 // ExpiresAt reports when WeChat stops accepting the token.
@@ -119,12 +126,25 @@ type Client struct {
 	mu          sync.Mutex // guards the fields below and every publication to cur
 	closed      bool
 	inflight    *call
+	active      int           // shared fetches under way, with the saves after them
+	idle        chan struct{} // closed when active drops to zero (waitIdle)
+	lastStart   time.Time     // when the last shared fetch started
+	lastIssued  time.Time     // when WeChat last issued a token to this Client
 	gate        gate
 	staleTimer  *time.Timer
 	expireTimer *time.Timer
 	retryTimer  *time.Timer
+	retryAt     time.Time // when retryTimer fires
 	syncTimer   *time.Timer
-	forces      []time.Time // stable-token force refreshes of the last day
+	forces      []time.Time // stable-token force refreshes of the last day, as far as known here
+
+	// rejected is the last token a caller reported rejected: it is never
+	// again the answer, nor adopted from the Store, nor kept in preference
+	// to another valid token.
+	rejected string
+	// lastReplacement is the last token fetched to replace a rejected one,
+	// with its Rejections, for Stores that do not keep that field.
+	lastReplacement Token
 
 	stats stats
 }
@@ -209,21 +229,21 @@ func (c *Client) slow(ctx context.Context) (Token, error) {
 // 42001) and returns the token to retry with. When the cache, or the store that
 // other processes share, already holds a different valid token, that one is
 // returned without a fetch; otherwise one fetch is shared by every caller that
-// reported bad. A token obtained less than the reject guard ago is not refetched:
-// the error then matches ErrRejectedTooSoon. In stable-token mode a force refresh
-// is used only when WeChat hands back bad itself, within WeChat's limits
+// reported bad. Neither bad nor the Store's copy of it is ever the answer,
+// whatever its CreateTime claims.
+//
+// A rejected token is replaced only once it is older than the reject guard,
+// doubled for every token in a row that was rejected that young, up to an hour
+// (see WithRejectGuard); until then the error matches ErrRejectedTooSoon, no
+// lock or Store is consulted, and Get keeps serving the token (one API's
+// rejection does not prove it dead for every API). In stable-token mode a
+// force refresh is used only when WeChat hands back bad itself, under the
+// Store's lock, within WeChat's limits booked in the Store for the whole fleet
 // (ErrForceRefreshLimited).
 func (c *Client) Invalidate(ctx context.Context, bad string) (string, error) {
-	e := c.cur.Load()
-	if e == closedEntry {
-		return "", ErrClosed
-	}
-	req := request{bad: Token{AccessToken: bad}}
-	if e.state < stateExpired && e.tok.AccessToken != bad {
-		return e.tok.AccessToken, nil
-	}
-	if e.tok.AccessToken == bad {
-		req.bad = e.tok
+	req, answer, err, answered := c.reject(bad)
+	if answered {
+		return answer, err
 	}
 	// A fetch already under way for another reason may still end with bad; then
 	// one more, made for this rejection, settles it.
@@ -341,6 +361,8 @@ func (cfg *config) normalize() error {
 		return errors.New("wxtoken: lock lease must be positive")
 	case cfg.storeSync < 0, cfg.rejectGuard < 0:
 		return errors.New("wxtoken: negative store sync interval or reject guard")
+	case cfg.storeTimeout <= 0:
+		return errors.New("wxtoken: store timeout must be positive")
 	}
 	if !cfg.background {
 		cfg.storeSync = 0

@@ -176,6 +176,7 @@ func TestCorruptFileLeadsToOneFetchAndAGoodFile(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "token-1", tok)
 	assert.Equal(t, 1, up.GetTotalCallCount())
+	c.waitIdle() // the token is handed out before it is saved
 	saved, err := fs.Load(context.Background(), testAppID)
 	require.NoError(t, err)
 	assert.Equal(t, "token-1", saved.AccessToken)
@@ -380,7 +381,7 @@ func TestPanickingTransportGivesErrors(t *testing.T) {
 		wg.Go(func() {
 			_, err := c.Get(context.Background())
 			require.Error(t, err)
-			assert.Contains(t, err.Error(), "panic while obtaining a token")
+			assert.Contains(t, err.Error(), "panic in the token request")
 			assert.Contains(t, err.Error(), "transport exploded")
 			assert.NotContains(t, err.Error(), "s3cr3t")
 		})
@@ -450,6 +451,7 @@ func TestDefaultStoreIsAFileUnderTheUserCacheDir(t *testing.T) {
 	defer c.Close()
 	_, err = c.Get(context.Background())
 	require.NoError(t, err)
+	c.waitIdle() // the token is handed out before it is saved
 
 	path := filepath.Join(cache, "wxtoken", testAppID+".json")
 	info, err := os.Stat(path)

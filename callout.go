@@ -1,0 +1,138 @@
+package wxtoken
+
+import (
+	"context"
+	"fmt"
+	"sync"
+)
+
+// Every call into user code (the Store, its Locker, the HTTP client and its
+// RoundTripper) goes through callout: it runs on a goroutine of its own, with
+// panics turned into errors, and the Client waits for it only as long as the
+// context allows. So a Store that hangs past its context, or that blocks on a
+// FIFO, delays the Client no longer than the timeout, and a callback that calls
+// Client.Close returns instead of deadlocking (Close waits for the Client's own
+// goroutines, and none of them is the callback's).
+
+// callout runs f and returns its result, or ctx's error if ctx ends first.
+// A result that arrives after the caller gave up is handed to abandoned, when
+// set, so that a lock taken too late is released rather than held.
+func callout[T any](ctx context.Context, c *Client, what string, f func(context.Context) (T, error), abandoned func(T)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	var (
+		mu     sync.Mutex
+		gaveUp bool
+		done   = make(chan result, 1)
+	)
+	go func() {
+		var r result
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					r.err = c.panicError(what, p)
+				}
+			}()
+			r.v, r.err = f(ctx)
+		}()
+		mu.Lock()
+		late := gaveUp
+		if !late {
+			done <- r
+		}
+		mu.Unlock()
+		if late && abandoned != nil && r.err == nil {
+			abandoned(r.v)
+		}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	default:
+		gaveUp = true
+	}
+	var zero T
+	return zero, fmt.Errorf("wxtoken: %s did not return in time: %w", what, context.Cause(ctx))
+}
+
+// panicError describes a panic in user code without the secret or any token
+// the Client knows: a panicking Save prints the Token it was given.
+func (c *Client) panicError(what string, p any) error {
+	text := c.fetcher.redact(fmt.Sprint(p))
+	c.mu.Lock()
+	known := []string{c.cur.Load().tok.AccessToken, c.rejected, c.lastReplacement.AccessToken}
+	c.mu.Unlock()
+	for _, tok := range known {
+		if tok != "" {
+			text = scrub(text, tok, "token:"+fingerprint(tok))
+		}
+	}
+	err := fmt.Errorf("wxtoken: panic in %s: %s", what, text)
+	c.log.Error("wxtoken: recovered from a panic", "appid", c.appID, "err", err)
+	return err
+}
+
+// storeContext bounds one Store call by the store timeout.
+func (c *Client) storeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.cfg.storeTimeout)
+}
+
+func (c *Client) loadStore(ctx context.Context, key string) (Token, error) {
+	ctx, cancel := c.storeContext(ctx)
+	defer cancel()
+	return callout(ctx, c, "Store.Load", func(ctx context.Context) (Token, error) {
+		return c.store.Load(ctx, key)
+	}, nil)
+}
+
+// saveStore saves tok. A panic in Save scrubs tok from its text too: tok may
+// not be cached yet.
+func (c *Client) saveStore(ctx context.Context, key string, tok Token) error {
+	ctx, cancel := c.storeContext(ctx)
+	defer cancel()
+	_, err := callout(ctx, c, "Store.Save", func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, c.store.Save(ctx, key, tok)
+	}, nil)
+	if err != nil {
+		err = redactToken(err, tok.AccessToken)
+	}
+	return err
+}
+
+// lockStore takes the Store's lock on the Client's key, waiting as long as ctx
+// allows: another process may hold it for a whole fetch.
+func (c *Client) lockStore(ctx context.Context) (func(context.Context) error, error) {
+	return callout(ctx, c, "Locker.Lock", func(ctx context.Context) (func(context.Context) error, error) {
+		return c.locker.Lock(ctx, c.key, c.cfg.lockLease)
+	}, func(unlock func(context.Context) error) {
+		_ = c.unlockStore(unlock) // taken after we gave up: nobody else will release it
+	})
+}
+
+// unlockStore releases a lock within the store timeout, whatever ctx the
+// fetch had left: the lease bounds the harm of a release that fails.
+func (c *Client) unlockStore(unlock func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.storeTimeout)
+	defer cancel()
+	_, err := callout(ctx, c, "the store's unlock", func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, unlock(ctx)
+	}, nil)
+	return err
+}
+
+// fetchUpstream asks WeChat's token endpoint through the HTTP client, whose
+// RoundTripper is user code too.
+func (c *Client) fetchUpstream(ctx context.Context, force bool) (Token, error) {
+	return callout(ctx, c, "the token request", func(ctx context.Context) (Token, error) {
+		return c.fetcher.fetch(ctx, force)
+	}, nil)
+}
