@@ -51,12 +51,27 @@ const (
 	fleetCallers  = 4               // goroutines calling the business API in each replica
 	fleetEvery    = 2 * time.Minute // mean pause between one caller's calls: a call per replica every 30 s
 	fleetStagger  = 5 * time.Second // mean delay between two replicas' starts
-	fleetDay      = 24 * time.Hour
 
-	// fleetMaxFetches is the goal for a fleet sharing a store: the first
-	// fetch, then one renewal per 7200 s - 300 s over the rest of the day.
-	fleetMaxFetches = 13
+	// fleetMaxRejectedFetches bounds a day's fetches for a fleet whose
+	// business API rejects every token.
+	fleetMaxRejectedFetches = 50
 )
+
+// fleetDay is how long a simulated day lasts: a whole one, or a quarter of
+// one under -short.
+func fleetDay() time.Duration {
+	if testing.Short() {
+		return 6 * time.Hour
+	}
+	return 24 * time.Hour
+}
+
+// fleetMaxFetches is the goal for a fleet sharing a store: the first fetch,
+// then one renewal per 7200 s - 300 s (less the jitter) over the rest of the
+// day: 13 for a whole day.
+func fleetMaxFetches() int {
+	return int(fleetDay()/(6870*time.Second)) + 1
+}
 
 // fleetReport is what one simulated day produced.
 type fleetReport struct {
@@ -132,7 +147,7 @@ func TestFleetSimulatedDay(t *testing.T) {
 		t.Parallel()
 		rs := redistest.Start(t) // outside the bubble: it runs a process and polls in real time
 		synctest.Test(t, func(t *testing.T) {
-			shared = runFleet(t, func(t *testing.T, i int) wxtoken.Store {
+			shared = runFleet(t, nil, func(t *testing.T, i int) wxtoken.Store {
 				// A connection pool per replica, as separate processes would
 				// have. NewClient closes it in the bubble's cleanup, after the
 				// Clients using it, which runFleet closes itself.
@@ -140,8 +155,8 @@ func TestFleetSimulatedDay(t *testing.T) {
 			})
 		})
 		t.Logf("fleet A, %d replicas sharing Redis: %v", fleetReplicas, shared)
-		assert.LessOrEqual(t, shared.fetches, fleetMaxFetches, "the fleet fetched more tokens than a day needs")
-		assert.GreaterOrEqual(t, shared.fetches, fleetMaxFetches-1, "too few fetches: tokens cannot have stayed valid all day")
+		assert.LessOrEqual(t, shared.fetches, fleetMaxFetches(), "the fleet fetched more tokens than a day needs")
+		assert.GreaterOrEqual(t, shared.fetches, fleetMaxFetches()-1, "too few fetches: tokens cannot have stayed valid all day")
 		assert.Zero(t, shared.rejections(), "token rejections reached callers")
 		// Stronger: every replica moved to each new token inside WeChat's
 		// five-minute overlap, so the Transport never even needed its retry.
@@ -153,7 +168,7 @@ func TestFleetSimulatedDay(t *testing.T) {
 	t.Run("OwnMemoryStores", func(t *testing.T) {
 		t.Parallel()
 		synctest.Test(t, func(t *testing.T) {
-			own = runFleet(t, func(*testing.T, int) wxtoken.Store { return wxtoken.NewMemoryStore() })
+			own = runFleet(t, nil, func(*testing.T, int) wxtoken.Store { return wxtoken.NewMemoryStore() })
 		})
 		t.Logf("fleet B, %d replicas each with its own MemoryStore: %v", fleetReplicas, own)
 		if own.firstErr != "" {
@@ -162,9 +177,32 @@ func TestFleetSimulatedDay(t *testing.T) {
 		}
 		// Without a shared store every replica fetches for itself and each
 		// fetch supersedes the others' tokens: far more fetches, and rejections.
-		assert.Greater(t, own.fetches, fleetReplicas*fleetMaxFetches, "replicas on their own must fetch more than one fleet-wide schedule each")
+		assert.Greater(t, own.fetches, fleetReplicas*fleetMaxFetches(), "replicas on their own must fetch more than one fleet-wide schedule each")
 		assert.Positive(t, own.rejections(), "replicas on their own must see each other's fetches reject their tokens")
 	})
+}
+
+// A fleet on a shared Redis whose business API rejects every token (the
+// wrong account, an API it may not call): the rejection backoff, shared
+// through the records in Redis, keeps the day's token fetches to a few dozen,
+// and every caller still gets WeChat's 40001 answer.
+func TestFleetSimulatedDayAgainstARejectingAPI(t *testing.T) {
+	rs := redistest.Start(t)
+	var rep fleetReport
+	synctest.Test(t, func(t *testing.T) {
+		rejectAll := func(srv *wxtest.Server) {
+			for _, path := range []string{wxtest.PathCallbackIP, wxtest.PathCustomSend} {
+				srv.InjectN(1<<30, wxtest.FaultErrcode(wxtest.CodeInvalidCredential, "invalid credential").On(path))
+			}
+		}
+		rep = runFleet(t, rejectAll, func(t *testing.T, i int) wxtoken.Store {
+			return redisstore.New(rs.NewClient(t), redisstore.WithPrefix("rejecting:"))
+		})
+	})
+	t.Logf("%s, %d replicas sharing Redis, every token rejected: %v", fleetDay(), fleetReplicas, rep)
+	assert.LessOrEqual(t, rep.fetches, fleetMaxRejectedFetches, "token fetches in the day")
+	assert.Equal(t, rep.calls, rep.rejected[wxtest.CodeInvalidCredential], "every caller got WeChat's 40001")
+	assert.Zero(t, rep.failed, "calls failed: %s", rep.firstErr)
 }
 
 // runFleet runs fleetReplicas Clients, each with the Store storeFor returns,
@@ -172,10 +210,13 @@ func TestFleetSimulatedDay(t *testing.T) {
 // synctest bubble. Replicas start a few seconds apart; each has fleetCallers
 // goroutines that call a business API through a Transport about every
 // fleetEvery, with jitter, alternating between a GET and a POST with a body.
-func runFleet(t *testing.T, storeFor func(t *testing.T, i int) wxtoken.Store) fleetReport {
+func runFleet(t *testing.T, prepare func(*wxtest.Server), storeFor func(t *testing.T, i int) wxtoken.Store) fleetReport {
 	srv := wxtest.NewHandler()
+	if prepare != nil {
+		prepare(srv)
+	}
 	start := time.Now()
-	end := start.Add(fleetDay)
+	end := start.Add(fleetDay())
 	tally := &fleetTally{rep: fleetReport{rejected: map[int]int{}}}
 	// Seeded, so that both fleets see the same starts and call times; the
 	// library's own jitter and the goroutines' interleaving still vary.
