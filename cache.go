@@ -176,17 +176,21 @@ func stateAt(now, staleAt, expireAt time.Time) state {
 // await joins the shared fetch, starting one if none runs, and waits for its
 // result or for ctx, whichever comes first. ctx never cancels the fetch itself.
 func (c *Client) await(ctx context.Context, req request) (Token, error) {
-	tok, cl, err := c.join(req)
+	cached, cl, err := c.join(req)
 	if cl == nil {
-		return tok, err
+		return cached, err
 	}
 	c.stats.waits.Add(1)
+	start := time.Now()
+	var tok Token
 	select {
 	case <-cl.done:
-		return cl.tok, cl.err
+		tok, err = cl.tok, cl.err
 	case <-ctx.Done():
-		return Token{}, fmt.Errorf("wxtoken: waiting for a token: %w", context.Cause(ctx))
+		err = fmt.Errorf("wxtoken: waiting for a token: %w", context.Cause(ctx))
 	}
+	c.observeSince(EventWait, start, err)
+	return tok, err
 }
 
 // join returns the shared fetch to wait for, or, when there is nothing to wait
@@ -293,15 +297,36 @@ func (c *Client) obtainSafely(ctx context.Context, req request, deliver deliverF
 // returns the token they got. fetched says whether WeChat issued tok (rather
 // than the Store holding it), which alone opens the failure gate.
 func (c *Client) finish(cl *call, tok Token, fetched bool, err error) Token {
-	cl.tok, cl.err = c.settle(cl, tok, fetched, err)
+	var before *sharedFailure
+	cl.tok, cl.err, before = c.settle(cl, tok, fetched, err)
 	close(cl.done)
+	c.observeGate(before)
 	return cl.tok
 }
 
-// settle records the outcome of a shared fetch and returns what its waiters get.
-func (c *Client) settle(cl *call, tok Token, fetched bool, err error) (Token, error) {
+// observeGate reports a change of the failure gate since it held before.
+func (c *Client) observeGate(before *sharedFailure) {
+	if c.cfg.observer == nil {
+		return
+	}
+	c.mu.Lock()
+	after := c.gate.shared
+	c.mu.Unlock()
+	switch {
+	case after == before:
+	case after != nil:
+		c.observe(Event{Kind: EventGateShut, Outcome: outcomeOf(after.err), Until: after.until, Err: after.err})
+	default:
+		c.observe(Event{Kind: EventGateOpen, Outcome: OutcomeOK})
+	}
+}
+
+// settle records the outcome of a shared fetch and returns what its waiters
+// get, and the gate's failure as it was before.
+func (c *Client) settle(cl *call, tok Token, fetched bool, err error) (_ Token, _ error, gateBefore *sharedFailure) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	gateBefore = c.gate.shared
 	if c.inflight == cl {
 		c.inflight = nil
 	}
@@ -326,7 +351,7 @@ func (c *Client) settle(cl *call, tok Token, fetched bool, err error) (Token, er
 	if err != nil {
 		c.scheduleRetryLocked()
 	}
-	return tok, err
+	return tok, err, gateBefore
 }
 
 // ownRefusal reports whether err is one of the Client's own refusals to call

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // Every call into user code (the Store, its Locker, the HTTP client and its
@@ -89,9 +90,12 @@ func (c *Client) storeContext(ctx context.Context) (context.Context, context.Can
 func (c *Client) loadStore(ctx context.Context, key string) (Token, error) {
 	ctx, cancel := c.storeContext(ctx)
 	defer cancel()
-	return callout(ctx, c, "Store.Load", func(ctx context.Context) (Token, error) {
+	start := time.Now()
+	tok, err := callout(ctx, c, "Store.Load", func(ctx context.Context) (Token, error) {
 		return c.store.Load(ctx, key)
 	}, nil)
+	c.observeSince(EventStoreLoad, start, err)
+	return tok, err
 }
 
 // saveStore saves tok. A panic in Save scrubs tok from its text too: tok may
@@ -99,23 +103,28 @@ func (c *Client) loadStore(ctx context.Context, key string) (Token, error) {
 func (c *Client) saveStore(ctx context.Context, key string, tok Token) error {
 	ctx, cancel := c.storeContext(ctx)
 	defer cancel()
+	start := time.Now()
 	_, err := callout(ctx, c, "Store.Save", func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, c.store.Save(ctx, key, tok)
 	}, nil)
 	if err != nil {
 		err = redactToken(err, tok.AccessToken)
 	}
+	c.observeSince(EventStoreSave, start, err)
 	return err
 }
 
 // lockStore takes the Store's lock on the Client's key, waiting as long as ctx
 // allows: another process may hold it for a whole fetch.
 func (c *Client) lockStore(ctx context.Context) (func(context.Context) error, error) {
-	return callout(ctx, c, "Locker.Lock", func(ctx context.Context) (func(context.Context) error, error) {
+	start := time.Now()
+	unlock, err := callout(ctx, c, "Locker.Lock", func(ctx context.Context) (func(context.Context) error, error) {
 		return c.locker.Lock(ctx, c.key, c.cfg.lockLease)
 	}, func(unlock func(context.Context) error) {
 		_ = c.unlockStore(unlock) // taken after we gave up: nobody else will release it
 	})
+	c.observeSince(EventLockWait, start, err)
+	return unlock, err
 }
 
 // unlockStore releases a lock within the store timeout, whatever ctx the

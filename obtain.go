@@ -192,7 +192,11 @@ const shortLifetime = 2 * minRenewInterval
 
 func (c *Client) fetchCounted(ctx context.Context, force bool) (Token, error) {
 	c.stats.fetches.Add(1)
+	start := time.Now()
 	tok, err := c.fetchUpstream(ctx, force)
+	if c.cfg.observer != nil {
+		c.observe(Event{Kind: EventFetch, Outcome: outcomeOf(err), Duration: time.Since(start), Force: force, Err: err})
+	}
 	if err != nil {
 		c.stats.fetchFailures.Add(1)
 		c.log.Warn("wxtoken: fetching a token failed", "appid", c.appID, "err", err,

@@ -37,6 +37,7 @@ type config struct {
 	rejectGuard   time.Duration
 	lockLease     time.Duration
 	storeTimeout  time.Duration
+	observer      Observer
 }
 
 func defaultConfig() config {
@@ -125,3 +126,8 @@ func WithLockLease(d time.Duration) Option { return func(c *config) { c.lockLeas
 // bounded by the fetch timeout, since another process may hold it for a whole
 // fetch. The default is DefaultStoreTimeout.
 func WithStoreTimeout(d time.Duration) Option { return func(c *config) { c.storeTimeout = d } }
+
+// WithObserver sets an Observer that is told of every fetch, Store call, lock
+// wait, caller's wait, rejection and failure-gate change, for metrics and
+// traces. The default is none.
+func WithObserver(o Observer) Option { return func(c *config) { c.observer = o } }

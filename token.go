@@ -241,19 +241,32 @@ func (c *Client) slow(ctx context.Context) (Token, error) {
 // Store's lock, within WeChat's limits booked in the Store for the whole fleet
 // (ErrForceRefreshLimited).
 func (c *Client) Invalidate(ctx context.Context, bad string) (string, error) {
+	tok, cached, err := c.invalidate(ctx, bad)
+	if c.cfg.observer != nil {
+		outcome := outcomeOf(err)
+		if cached {
+			outcome = OutcomeCached
+		}
+		c.observe(Event{Kind: EventInvalidate, Outcome: outcome, Err: err})
+	}
+	return tok, err
+}
+
+// invalidate is Invalidate; cached reports an answer the cache had at hand.
+func (c *Client) invalidate(ctx context.Context, bad string) (tok string, cached bool, err error) {
 	req, answer, err, answered := c.reject(bad)
 	if answered {
-		return answer, err
+		return answer, err == nil, err
 	}
 	// A fetch already under way for another reason may still end with bad; then
 	// one more, made for this rejection, settles it.
 	for range 2 {
 		tok, err := c.await(ctx, req)
 		if err != nil || tok.AccessToken != bad {
-			return tok.AccessToken, err
+			return tok.AccessToken, false, err
 		}
 	}
-	return "", fmt.Errorf("%w (token %s)", ErrRejectedTooSoon, fingerprint(bad))
+	return "", false, fmt.Errorf("%w (token %s)", ErrRejectedTooSoon, fingerprint(bad))
 }
 
 // Close stops the background renewal and waits for work under way to end.
