@@ -203,8 +203,13 @@ func (c *Client) fetchCounted(ctx context.Context, force bool) (Token, error) {
 			"retryable", IsRetryable(err))
 		return Token{}, err
 	}
-	c.log.Info("wxtoken: fetched a new token", "appid", c.appID,
-		"token", fingerprint(tok.AccessToken), "expires_in", tok.ExpiresIn, "force", force)
+	if tok.AccessToken == c.cur.Load().tok.AccessToken {
+		c.log.Info("wxtoken: WeChat handed back the current token", "appid", c.appID,
+			"token", fingerprint(tok.AccessToken), "expires_in", tok.ExpiresIn, "force", force)
+	} else {
+		c.log.Info("wxtoken: fetched a new token", "appid", c.appID,
+			"token", fingerprint(tok.AccessToken), "expires_in", tok.ExpiresIn, "force", force)
+	}
 	if time.Duration(tok.ExpiresIn)*time.Second < shortLifetime {
 		c.log.Warn("wxtoken: WeChat claimed an implausibly short token lifetime; background renewals stay limited to one a minute",
 			"appid", c.appID, "expires_in", tok.ExpiresIn)

@@ -79,7 +79,9 @@ func WithRefreshBefore(d time.Duration) Option { return func(c *config) { c.refr
 func WithStableToken() Option { return func(c *config) { c.stable = true } }
 
 // WithLogger sets where the Client logs renewals and failures. The default is
-// slog.Default(). Log lines never hold the app secret or a full token; tokens are
+// slog.Default() at Warn and above only (failures and fallbacks; renewals are
+// logged at Info), looked up at each line, so that a later slog.SetDefault is
+// followed. Log lines never hold the app secret or a full token; tokens are
 // named by a short fingerprint.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 

@@ -165,7 +165,7 @@ func New(appID, appSecret string, opts ...Option) (*Client, error) {
 	}
 	c := &Client{cfg: cfg, appID: appID, log: cfg.logger, store: cfg.store, key: cfg.key}
 	if c.log == nil {
-		c.log = slog.Default()
+		c.log = defaultLogger()
 	}
 	if c.store == nil {
 		c.store = defaultStore(c.log)
