@@ -345,10 +345,19 @@ func (c *Client) settle(cl *call, tok Token, fetched bool, err error) (_ Token, 
 		tok = c.publishLocked(tok, now)
 	case ownRefusal(err):
 		// The Client's own guards, not WeChat failing: nothing to back off from.
+	case errors.Is(err, errStoreUnavailable):
+		// Not WeChat failing either, so the gate stays open (a caller left with
+		// nothing valid must still be able to fetch), but the renewal backs off.
+		c.storeFailures++
+		d := doubled(backoffBase, backoffMax, c.storeFailures)
+		c.retryAtLocked(now.Add(d + rand.N(d/2+1)))
+		return tok, err, gateBefore
 	default:
 		c.gate.record(err, now)
 	}
-	if err != nil {
+	if err == nil {
+		c.storeFailures = 0
+	} else {
 		c.scheduleRetryLocked()
 	}
 	return tok, err, gateBefore

@@ -823,6 +823,7 @@ func TestFaultClockJumps(t *testing.T) {
 			assert.Equal(t, "token-1", next)
 			assert.Equal(t, "token-1", mustGet(t, c))
 			assert.Equal(t, int64(1), s.calls.Load())
+			c.waitIdle() // the token is handed out before it is saved
 			saved, err := store.Load(context.Background(), testAppID)
 			require.NoError(t, err)
 			assert.Equal(t, "token-1", saved.AccessToken, "other processes stop loading the rejected token")
@@ -856,6 +857,7 @@ func TestFaultClockJumps(t *testing.T) {
 			}
 			wg.Wait()
 			assert.Equal(t, int64(1), s.calls.Load())
+			c.waitIdle() // the token is handed out before it is saved
 			saved, err := store.Load(context.Background(), testAppID)
 			require.NoError(t, err)
 			assert.Equal(t, "token-1", saved.AccessToken)

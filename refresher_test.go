@@ -309,6 +309,7 @@ func TestStableTokenMode(t *testing.T) {
 		"grant_type": "client_credential", "appid": testAppID, "secret": testSecret, "force_refresh": false,
 	}, bodies[0])
 
+	c.waitIdle() // the token is handed out before it is saved
 	saved, err := store.Load(context.Background(), testAppID+".stable")
 	require.NoError(t, err)
 	assert.Equal(t, "stable-1", saved.AccessToken)

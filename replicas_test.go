@@ -125,6 +125,9 @@ func TestRedisReplicasFetchOnce(t *testing.T) {
 	assert.Equal(t, 1, srv.TokenCalls(), "the fleet must fetch once")
 	assert.Equal(t, int64(1), totalFetches(clients))
 	requireAll(t, srv.CurrentToken(appID), got)
+	for _, c := range clients {
+		wxtoken.WaitIdle(c) // tokens are handed out before they are saved
+	}
 	stored, err := redisstore.New(rs.NewClient(t), redisstore.WithPrefix("fleet:")).Load(t.Context(), appID)
 	require.NoError(t, err)
 	assert.Equal(t, got[0], stored.AccessToken)
@@ -291,6 +294,8 @@ func TestRedisHoldsNoSecret(t *testing.T) {
 	require.NoError(t, err)
 	s1, err := stable.Get(ctx)
 	require.NoError(t, err)
+	wxtoken.WaitIdle(plain) // tokens are handed out before they are saved and unlocked
+	wxtoken.WaitIdle(stable)
 	require.Equal(t, 2, srv.TokenCalls())
 	require.Equal(t, 1, srv.StableCalls())
 	// A lock held right now, so that lock keys are looked at too.

@@ -135,8 +135,11 @@ type Client struct {
 	expireTimer *time.Timer
 	retryTimer  *time.Timer
 	retryAt     time.Time // when retryTimer fires
-	syncTimer   *time.Timer
-	forces      []time.Time // stable-token force refreshes of the last day, as far as known here
+	// storeFailures counts renewals in a row given up because the Store could
+	// not be read or locked, for their backoff.
+	storeFailures int
+	syncTimer     *time.Timer
+	forces        []time.Time // stable-token force refreshes of the last day, as far as known here
 
 	// rejected is the last token a caller reported rejected: it is never
 	// again the answer, nor adopted from the Store, nor kept in preference
