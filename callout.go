@@ -68,15 +68,10 @@ func callout[T any](ctx context.Context, c *Client, what string, f func(context.
 // panicError describes a panic in user code without the secret or any token
 // the Client knows: a panicking Save prints the Token it was given.
 func (c *Client) panicError(what string, p any) error {
-	text := c.fetcher.redact(fmt.Sprint(p))
 	c.mu.Lock()
 	known := []string{c.cur.Load().tok.AccessToken, c.rejected, c.lastReplacement.AccessToken}
 	c.mu.Unlock()
-	for _, tok := range known {
-		if tok != "" {
-			text = scrub(text, tok, "token:"+fingerprint(tok))
-		}
-	}
+	text := c.fetcher.redact(fmt.Sprint(p), known...)
 	err := fmt.Errorf("wxtoken: panic in %s: %s", what, text)
 	c.log.Error("wxtoken: recovered from a panic", "appid", c.appID, "err", err)
 	return err

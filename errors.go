@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 )
 
 var (
@@ -33,6 +35,10 @@ var (
 	// when WeChat keeps handing back the rejected token and a force refresh is not
 	// allowed now (WeChat allows one per 30 s and 20 a day).
 	ErrForceRefreshLimited = errors.New("wxtoken: stable token force refresh limit reached")
+	// ErrForeignOrigin is matched by the error a Transport returns, without
+	// sending anything, for a request to an origin that is not the Client's API
+	// origin (WithBaseURL, WithAPIOrigins): the access_token must not reach it.
+	ErrForeignOrigin = errors.New("wxtoken: transport: not an API origin; the access_token is not sent there")
 )
 
 // APIError is an error WeChat reported in its JSON body: {"errcode":N,"errmsg":"..."}.
@@ -49,14 +55,19 @@ func (e *APIError) Error() string {
 
 // StatusError is returned when the token endpoint answers with a non-2xx HTTP
 // status, which WeChat itself never does for its own errors: it comes from a proxy,
-// a gateway or a wrong base URL.
+// a gateway or a wrong base URL. A redirect (3xx) is never followed, since it
+// would carry the secret to the host it names; it is reported as a StatusError
+// too, without its Location.
 type StatusError struct {
 	StatusCode int
-	Status     string // such as "502 Bad Gateway"
+	Status     string // such as "502 Bad Gateway", scrubbed of the secret
 }
 
 // Error names the HTTP status.
 func (e *StatusError) Error() string {
+	if e.StatusCode >= 300 && e.StatusCode < 400 {
+		return fmt.Sprintf("wxtoken: token endpoint answered HTTP %s; redirects are not followed", e.Status)
+	}
 	return fmt.Sprintf("wxtoken: token endpoint answered HTTP %s", e.Status)
 }
 
@@ -84,7 +95,7 @@ const (
 
 // IsPermanent reports whether err, returned while obtaining a token, will not go
 // away by retrying soon: a wrong appid or secret, an IP not on the whitelist, a
-// frozen account, the daily quota spent, or a 4xx status. The Client stops calling
+// frozen account, the daily quota spent, a redirect or a 4xx status. The Client stops calling
 // WeChat for a cool-down after such an error and shares it with every caller.
 func IsPermanent(err error) bool {
 	var apiErr *APIError
@@ -93,7 +104,7 @@ func IsPermanent(err error) bool {
 	}
 	var st *StatusError
 	if errors.As(err, &st) {
-		return st.StatusCode >= 400 && st.StatusCode < 500 &&
+		return st.StatusCode >= 300 && st.StatusCode < 500 &&
 			st.StatusCode != http.StatusTooManyRequests
 	}
 	return false
@@ -139,3 +150,124 @@ func IsTokenRejected(err error) bool {
 func isRejectionCode(code int) bool {
 	return code == CodeInvalidCredential || code == CodeInvalidToken || code == CodeTokenExpired
 }
+
+// maxChainDepth bounds how deep err walks an error chain: deeper than any
+// real chain, and a guard against a chain that loops.
+const maxChainDepth = 64
+
+// err returns err itself when no level of its chain (every error reachable
+// through Unwrap) quotes a value of r, and otherwise a copy in which no level
+// does: an error-reporting tool that walks the chain must find the secret and
+// tokens nowhere. The copy keeps what callers inspect: the levels that quote
+// nothing (sentinels such as context.DeadlineExceeded, io.EOF, syscall errnos,
+// ErrMalformedResponse) are the very same values, a *url.Error or *net.OpError
+// is rebuilt as one, and a level that was a timeout still says so.
+func (r redactor) err(err error) error {
+	return r.rebuild(err, 0)
+}
+
+func (r redactor) rebuild(err error, depth int) error {
+	if !r.taints(err, depth) {
+		return err
+	}
+	if depth >= maxChainDepth {
+		return errors.New(r.text(err.Error()))
+	}
+	switch e := err.(type) {
+	case *url.Error:
+		rebuilt := &url.Error{Op: e.Op, URL: r.text(e.URL), Err: r.rebuild(e.Err, depth+1)}
+		if !r.quoted(rebuilt.Error()) {
+			return rebuilt
+		}
+	case *net.OpError:
+		rebuilt := *e
+		rebuilt.Err = r.rebuild(e.Err, depth+1)
+		if !r.quoted(rebuilt.Error()) {
+			return &rebuilt
+		}
+	}
+	msg := r.text(err.Error())
+	var inner []error
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		if in := u.Unwrap(); in != nil {
+			inner = []error{r.rebuild(in, depth+1)}
+		}
+	case interface{ Unwrap() []error }:
+		for _, in := range u.Unwrap() {
+			inner = append(inner, r.rebuild(in, depth+1))
+		}
+	}
+	if len(inner) > 1 {
+		return &redactedJoin{msg: msg, errs: inner}
+	}
+	red := redactedError{msg: msg, timeout: isTimeout(err)}
+	if len(inner) == 1 {
+		red.err = inner[0]
+	}
+	if ne, ok := err.(net.Error); ok {
+		//lint:ignore SA1019 Temporary is deprecated, but callers may still ask it.
+		return &redactedNetError{redactedError: red, temporary: ne.Temporary()}
+	}
+	return &red
+}
+
+// taints reports whether err or any error in its chain quotes a value of r.
+func (r redactor) taints(err error, depth int) bool {
+	if err == nil {
+		return false
+	}
+	if depth > maxChainDepth || r.quoted(err.Error()) {
+		return true
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		return r.taints(u.Unwrap(), depth+1)
+	case interface{ Unwrap() []error }:
+		for _, in := range u.Unwrap() {
+			if r.taints(in, depth+1) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// isTimeout reports whether err's chain holds a timeout, as net/http asks of
+// the error a transport returns.
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
+}
+
+// redactedError stands for one level of an error chain whose text quoted a
+// secret or a token: it keeps the scrubbed text, the scrubbed rest of the
+// chain, and whether the level was a timeout (*url.Error.Timeout asks the
+// error it wraps directly).
+type redactedError struct {
+	msg     string
+	err     error
+	timeout bool
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+func (e *redactedError) Timeout() bool { return e.timeout }
+
+// redactedNetError is a redactedError standing for a net.Error, so that
+// errors.As(err, &netErr) still finds one.
+type redactedNetError struct {
+	redactedError
+	temporary bool
+}
+
+func (e *redactedNetError) Temporary() bool { return e.temporary }
+
+// redactedJoin stands for a level that wrapped several errors.
+type redactedJoin struct {
+	msg  string
+	errs []error
+}
+
+func (e *redactedJoin) Error() string   { return e.msg }
+func (e *redactedJoin) Unwrap() []error { return e.errs }

@@ -7,10 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // maxResponseBytes caps how much of a token response is read: a real one is about
@@ -20,17 +24,68 @@ const maxResponseBytes = 64 << 10
 // maxErrMsgLen bounds the errmsg kept in an APIError.
 const maxErrMsgLen = 256
 
+// maxStatusLen bounds the HTTP status line kept in a StatusError.
+const maxStatusLen = 128
+
 // fetcher calls one of WeChat's two token endpoints.
 type fetcher struct {
-	hc      *http.Client
+	hc      *http.Client // never follows a redirect
 	baseURL string
 	appID   string
-	secret  string
-	stable  bool
+	// secret is behind a function so that printers walking the Client by
+	// reflection (fmt's %#v, spew, go-cmp) meet a func value, not the text.
+	secret func() string
+	stable bool
+}
+
+// newFetcher returns the fetcher of a Client built with cfg. It copies the
+// configured *http.Client rather than changing the caller's, and makes the copy
+// stop at any redirect: following one would hand the secret (in the query or
+// the stable_token body, and in the Referer) to whatever host the redirect names.
+func newFetcher(cfg config, appID, secret string, log *slog.Logger) fetcher {
+	hc := &http.Client{Timeout: DefaultHTTPTimeout}
+	if cfg.httpClient != nil {
+		copied := *cfg.httpClient
+		hc = &copied
+	}
+	hc.CheckRedirect = stopAtRedirect
+	warnCleartext(cfg.baseURL, log)
+	return fetcher{
+		hc: hc, baseURL: cfg.baseURL, appID: appID, stable: cfg.stable,
+		secret: func() string { return secret },
+	}
+}
+
+// stopAtRedirect makes http.Client hand back a redirect as it is; fetch turns
+// it into a *StatusError.
+func stopAtRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// warnCleartext logs, once per Client, a base URL that sends the secret over
+// the network unencrypted. Loopback addresses (a local fake, a sidecar proxy)
+// are not a network and pass in silence, and so do names under .invalid, which
+// no resolver answers: only an in-process transport reaches them.
+func warnCleartext(baseURL string, log *slog.Logger) {
+	u, err := url.Parse(baseURL)
+	if err != nil || u.Scheme != "http" || offNetwork(u.Hostname()) {
+		return
+	}
+	log.Warn("wxtoken: the base URL is plain http: the app secret and the tokens cross the network unencrypted",
+		"host", u.Host)
+}
+
+// offNetwork reports whether host names this machine or nothing at all.
+func offNetwork(host string) bool {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") || strings.HasSuffix(host, ".invalid") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // fetch obtains a new token. force asks stable_token for force_refresh and is
-// ignored by the plain endpoint. Errors never contain the secret.
+// ignored by the plain endpoint. No level of an error's chain holds the secret,
+// nor the token an answer carried.
 func (f *fetcher) fetch(ctx context.Context, force bool) (Token, error) {
 	req, err := f.newRequest(ctx, force)
 	if err != nil {
@@ -47,18 +102,19 @@ func (f *fetcher) fetch(ctx context.Context, force bool) (Token, error) {
 		return Token{}, f.redactErr(err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return Token{}, &StatusError{StatusCode: resp.StatusCode, Status: resp.Status}
+		return Token{}, &StatusError{StatusCode: resp.StatusCode,
+			Status: upstreamText(f.redactor(), resp.Status, maxStatusLen)}
 	}
-	return decodeTokenResponse(body, started)
+	return decodeAnswer(body, started, f.redactor())
 }
 
 func (f *fetcher) newRequest(ctx context.Context, force bool) (*http.Request, error) {
 	if f.stable {
 		body, err := json.Marshal(stableRequest{
-			GrantType: "client_credential", AppID: f.appID, Secret: f.secret, ForceRefresh: force,
+			GrantType: "client_credential", AppID: f.appID, Secret: f.secret(), ForceRefresh: force,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("wxtoken: encode stable_token request: %w", err)
+			return nil, fmt.Errorf("wxtoken: encode stable_token request: %w", f.redactErr(err))
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost,
 			f.baseURL+"/cgi-bin/stable_token", bytes.NewReader(body))
@@ -68,7 +124,7 @@ func (f *fetcher) newRequest(ctx context.Context, force bool) (*http.Request, er
 		req.Header.Set("Content-Type", "application/json")
 		return req, nil
 	}
-	q := url.Values{"grant_type": {"client_credential"}, "appid": {f.appID}, "secret": {f.secret}}
+	q := url.Values{"grant_type": {"client_credential"}, "appid": {f.appID}, "secret": {f.secret()}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
 		f.baseURL+"/cgi-bin/token?"+q.Encode(), nil)
 	if err != nil {
@@ -110,15 +166,35 @@ type tokenResponse struct {
 // created, or an error: *APIError for a WeChat error, ErrMalformedResponse for
 // anything else. The body is never quoted in the error, since it may hold a token.
 func decodeTokenResponse(body []byte, created time.Time) (Token, error) {
-	var r tokenResponse
-	if err := json.Unmarshal(body, &r); err != nil {
+	return decodeAnswer(body, created, nil)
+}
+
+// decodeAnswer is decodeTokenResponse with the errmsg scrubbed by r, and of
+// the token the answer itself carries: gateways that quote the request put the
+// secret there, and an answer that is both a token and an error is not trusted.
+//
+// A body that is not UTF-8, or whose objects repeat a key, is malformed rather
+// than read one way: decoders disagree on which of two errcode keys counts, and
+// encoding/json would silently replace the bytes of a token that is not UTF-8.
+func decodeAnswer(body []byte, created time.Time, r redactor) (Token, error) {
+	if !utf8.Valid(body) {
+		return Token{}, fmt.Errorf("%w: %d bytes that are not UTF-8", ErrMalformedResponse, len(body))
+	}
+	if err := checkUniqueKeys(body); err != nil {
+		return Token{}, fmt.Errorf("%w: %w", ErrMalformedResponse, err)
+	}
+	var resp tokenResponse
+	if err := json.Unmarshal(body, &resp); err != nil {
 		return Token{}, fmt.Errorf("%w: %d bytes that are not a JSON object (%s)",
 			ErrMalformedResponse, len(body), jsonProblem(err))
 	}
-	if r.ErrCode != 0 {
-		return Token{}, &APIError{Code: r.ErrCode, Msg: truncate(r.ErrMsg, maxErrMsgLen)}
+	if resp.ErrCode != 0 {
+		if resp.AccessToken != "" {
+			r = append(r, tokenRedaction(resp.AccessToken))
+		}
+		return Token{}, &APIError{Code: resp.ErrCode, Msg: upstreamText(r, resp.ErrMsg, maxErrMsgLen)}
 	}
-	tok := Token{AccessToken: r.AccessToken, ExpiresIn: r.ExpiresIn, CreateTime: created}
+	tok := Token{AccessToken: resp.AccessToken, ExpiresIn: resp.ExpiresIn, CreateTime: created}
 	if err := tok.Validate(); err != nil {
 		return Token{}, fmt.Errorf("%w: %w", ErrMalformedResponse, err)
 	}
@@ -132,57 +208,268 @@ func jsonProblem(err error) string {
 	switch {
 	case errors.As(err, &syntax):
 		return fmt.Sprintf("syntax error at byte %d", syntax.Offset)
-	case errors.As(err, &typ):
+	case errors.As(err, &typ) && knownField(typ.Field):
 		return fmt.Sprintf("field %q has the wrong type", typ.Field)
+	case errors.As(err, &typ):
+		return "a field has the wrong type"
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return "truncated"
 	}
 	return "undecodable"
 }
 
+// knownField reports whether name is one of the fields of a token answer,
+// which an error may name: any other name came from upstream and is not quoted.
+func knownField(name string) bool {
+	switch foldKey(name) {
+	case foldKey("access_token"), foldKey("expires_in"), foldKey("errcode"), foldKey("errmsg"):
+		return true
+	}
+	return false
+}
+
+// checkUniqueKeys reports an error when an object anywhere in the JSON text
+// data has two keys that encoding/json would match to the same struct field:
+// equal after unescaping, or equal but for case. Such a text means different
+// things to different readers ({"errcode":40001,"errcode":0} is an error to
+// one and a token to another), so it is refused rather than read one way.
+// Syntax errors are left to the decoder that follows; checkUniqueKeys reports
+// only duplicates, and names a key only when it is a token answer's field.
+func checkUniqueKeys(data []byte) error {
+	type frame struct {
+		keys    map[string]struct{} // nil for an array
+		wantKey bool                // an object whose next token is a key
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var stack []frame
+	for {
+		t, err := dec.Token()
+		if err != nil {
+			return nil // the end, or a syntax error the decoder will report
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = &stack[len(stack)-1]
+		}
+		if top != nil && top.keys != nil {
+			if top.wantKey {
+				if key, ok := t.(string); ok {
+					if err := addKey(top.keys, key); err != nil {
+						return err
+					}
+					top.wantKey = false
+					continue
+				}
+			} else {
+				top.wantKey = true // t starts the value of the last key
+			}
+		}
+		switch t {
+		case json.Delim('{'):
+			stack = append(stack, frame{keys: map[string]struct{}{}, wantKey: true})
+		case json.Delim('['):
+			stack = append(stack, frame{})
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+	}
+}
+
+func addKey(keys map[string]struct{}, key string) error {
+	folded := foldKey(key)
+	if _, dup := keys[folded]; dup {
+		if knownField(key) {
+			return fmt.Errorf("duplicate key %q", key)
+		}
+		return errors.New("duplicate key")
+	}
+	keys[folded] = struct{}{}
+	return nil
+}
+
+// foldKey maps s to one representative of the strings equal to it under
+// Unicode simple case folding, which is how encoding/json matches a key to a
+// field name (so that "ErrCode" and "errcode" fold alike).
+func foldKey(s string) string {
+	return strings.Map(func(r rune) rune {
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		return least
+	}, s)
+}
+
+// upstreamText makes text that upstream sent back (an errmsg, a status line)
+// fit to keep in an error: scrubbed by r, every character that is not
+// printable replaced (a hostile upstream cannot write to a terminal or split a
+// log line), and cut to at most n bytes on a character boundary. It is
+// scrubbed before it is cut, so that no part of a secret survives the cut.
+func upstreamText(r redactor, s string, n int) string {
+	s = r.text(s)
+	s = strings.Map(func(c rune) rune {
+		if c == utf8.RuneError || (!unicode.IsPrint(c) && c != ' ') {
+			return '?'
+		}
+		return c
+	}, s)
+	return truncate(s, n)
+}
+
+// truncate cuts s to at most n bytes, on a character boundary, marking the cut.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n] + "..."
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
-// redactErr removes the secret from err. The plain endpoint carries the secret in
-// its URL, and *url.Error prints the whole URL.
+// redactor returns the redactor of f's secret and of tokens.
+func (f *fetcher) redactor(tokens ...string) redactor {
+	r := redactor{{value: f.secret(), name: "REDACTED"}}
+	for _, tok := range tokens {
+		r = append(r, tokenRedaction(tok))
+	}
+	return r
+}
+
+// redact returns s without the app secret, in any of the forms in which a
+// request carries it or an upstream may quote it (plain, query- or
+// path-escaped, JSON-escaped), and without tokens, which are replaced by their
+// fingerprints. It is the one scrubber for text the Client did not write
+// itself, such as a recovered panic's value.
+func (f *fetcher) redact(s string, tokens ...string) string {
+	return f.redactor(tokens...).text(s)
+}
+
+// redactErr returns err with no level of its chain holding the secret. The
+// plain endpoint carries the secret in its URL, and *url.Error prints the
+// whole URL.
 func (f *fetcher) redactErr(err error) error {
-	if err == nil {
+	return f.redactor().err(err)
+}
+
+// tokenRedaction names tok by its fingerprint.
+func tokenRedaction(tok string) redaction {
+	return redaction{value: tok, name: "token:" + fingerprint(tok)}
+}
+
+// A redaction is one value to keep out of text, and what to write instead.
+type redaction struct{ value, name string }
+
+// A redactor scrubs values from text and errors. It is built when needed from
+// the values themselves, never kept: the forms it derives would otherwise be
+// one more copy of the secret in memory.
+type redactor []redaction
+
+// text returns s with every form of every value replaced by its name.
+func (r redactor) text(s string) string {
+	for _, red := range r {
+		for _, form := range forms(red.value) {
+			s = strings.ReplaceAll(s, form, red.name)
+		}
+	}
+	return s
+}
+
+// quoted reports whether s holds any form of any value.
+func (r redactor) quoted(s string) bool {
+	for _, red := range r {
+		for _, form := range forms(red.value) {
+			if strings.Contains(s, form) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// forms returns the spellings in which value may appear in text, longest
+// first so that replacing one does not leave part of another: as it is;
+// query- and path-escaped (with upper- or lower-case hex); JSON-escaped as Go
+// writes it, without HTML escapes, with "\/", or in ASCII only.
+func forms(value string) []string {
+	if value == "" {
 		return nil
 	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = &url.Error{Op: ue.Op, URL: f.redact(ue.URL), Err: f.redactText(ue.Err)}
+	q, p := url.QueryEscape(value), url.PathEscape(value)
+	j := jsonEscape(value, true)
+	raw := jsonEscape(value, false)
+	all := []string{value, q, p, lowerHex(q), lowerHex(p), j, raw,
+		strings.ReplaceAll(raw, "/", `\/`), asciiJSON(raw)}
+	var out []string
+	for _, f := range all {
+		if f != "" && !contains(out, f) {
+			out = append(out, f)
+		}
 	}
-	return f.redactText(err)
-}
-
-// redactText keeps err as it is unless its text quotes the secret, as some
-// transports' errors do; then only the redacted text is kept.
-func (f *fetcher) redactText(err error) error {
-	if msg := err.Error(); quotes(msg, f.secret) {
-		return errors.New(f.redact(msg))
+	// Longest first; the list is a handful of items.
+	for i := 1; i < len(out); i++ {
+		for k := i; k > 0 && len(out[k]) > len(out[k-1]); k-- {
+			out[k], out[k-1] = out[k-1], out[k]
+		}
 	}
-	return err
+	return out
 }
 
-// redact replaces every form of the secret in s.
-func (f *fetcher) redact(s string) string {
-	return scrub(s, f.secret, "REDACTED")
-}
-
-// quotes reports whether s holds value, as it is or query-escaped.
-func quotes(s, value string) bool {
-	return value != "" && (strings.Contains(s, value) || strings.Contains(s, url.QueryEscape(value)))
-}
-
-// scrub replaces value in s, as it is and query-escaped, with name.
-func scrub(s, value, name string) string {
-	if value == "" {
-		return s
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
 	}
-	return strings.ReplaceAll(strings.ReplaceAll(s, url.QueryEscape(value), name), value, name)
+	return false
+}
+
+// jsonEscape returns value as it appears between the quotes of a JSON string.
+func jsonEscape(value string, html bool) string {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(html)
+	if enc.Encode(value) != nil {
+		return ""
+	}
+	out := strings.TrimSuffix(b.String(), "\n")
+	return out[1 : len(out)-1]
+}
+
+// asciiJSON rewrites the non-ASCII characters of a JSON string's contents as
+// \uXXXX escapes, as ASCII-only encoders write them.
+func asciiJSON(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r < utf8.RuneSelf:
+			b.WriteRune(r)
+		case r > 0xFFFF:
+			r -= 0x10000
+			fmt.Fprintf(&b, `\u%04x\u%04x`, 0xD800+(r>>10), 0xDC00+(r&0x3FF))
+		default:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		}
+	}
+	return b.String()
+}
+
+// lowerHex rewrites the percent escapes of s in lower-case hex.
+func lowerHex(s string) string {
+	b := []byte(s)
+	for i := 0; i+2 < len(b); i++ {
+		if b[i] == '%' {
+			b[i+1], b[i+2] = lower(b[i+1]), lower(b[i+2])
+			i += 2
+		}
+	}
+	return string(b)
+}
+
+func lower(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }

@@ -15,20 +15,20 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// recorder is an Observer that keeps every Event.
-type recorder struct {
+// eventRecorder is an Observer that keeps every Event.
+type eventRecorder struct {
 	mu     sync.Mutex
 	events []Event
 }
 
-func (r *recorder) Observe(e Event) {
+func (r *eventRecorder) Observe(e Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.events = append(r.events, e)
 }
 
 // take returns the events so far and forgets them.
-func (r *recorder) take() []Event {
+func (r *eventRecorder) take() []Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ev := r.events
@@ -63,7 +63,7 @@ func requireClean(t *testing.T, ev []Event, tokens ...string) {
 
 func TestObserverSeesAColdFetch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rec := &recorder{}
+		rec := &eventRecorder{}
 		s := &script{reply: func(n int64) (*http.Response, error) {
 			time.Sleep(20 * time.Millisecond) // the upstream's latency, in fake time
 			return okToken(n, 7200)
@@ -98,7 +98,7 @@ func TestObserverSeesAColdFetch(t *testing.T) {
 
 func TestObserverSeesTheGateShutAndOpen(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rec := &recorder{}
+		rec := &eventRecorder{}
 		var fail atomic.Bool
 		fail.Store(true)
 		s := &script{reply: func(n int64) (*http.Response, error) {
@@ -132,7 +132,7 @@ func TestObserverSeesTheGateShutAndOpen(t *testing.T) {
 
 func TestObserverSeesInvalidations(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rec := &recorder{}
+		rec := &eventRecorder{}
 		c := newTestClient(t, newUpstream(t, countingTokens().responder), WithObserver(rec))
 		require.Equal(t, "token-1", mustGet(t, c))
 		rec.take()
@@ -155,7 +155,7 @@ func TestObserverSeesInvalidations(t *testing.T) {
 
 func TestObserverSeesStoreFailuresAndReads(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rec := &recorder{}
+		rec := &eventRecorder{}
 		st := &failingSaves{MemoryStore: NewMemoryStore()}
 		c := newTestClient(t, newUpstream(t, countingTokens().responder), WithStore(st), WithObserver(rec))
 		st.fail.Store(true)

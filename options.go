@@ -38,6 +38,8 @@ type config struct {
 	lockLease     time.Duration
 	storeTimeout  time.Duration
 	observer      Observer
+	apiOrigins    []string // WithAPIOrigins, as given
+	origins       []string // set by normalize: where a Transport may send the token
 }
 
 func defaultConfig() config {
@@ -61,12 +63,27 @@ func WithStore(s Store) Option { return func(c *config) { c.store = s } }
 
 // WithHTTPClient sets the client used to call WeChat. The default has a
 // DefaultHTTPTimeout timeout; a client without a timeout is still bounded by the
-// fetch timeout (WithFetchTimeout).
+// fetch timeout (WithFetchTimeout). The Client uses a copy of hc that never
+// follows a redirect, whatever hc.CheckRedirect says: a redirect answered by a
+// token endpoint is an error (*StatusError), since following it would send the
+// secret to the host it names.
 func WithHTTPClient(hc *http.Client) Option { return func(c *config) { c.httpClient = hc } }
 
 // WithBaseURL sets the WeChat API origin, such as a wxtest server's URL or a
-// regional endpoint. The default is DefaultBaseURL.
+// regional endpoint. The default is DefaultBaseURL. Its scheme and host are
+// also where a Transport sends the access_token (see WithAPIOrigins). A plain
+// http URL other than a loopback address is accepted with a warning in the
+// log: the secret then crosses the network unencrypted.
 func WithBaseURL(u string) Option { return func(c *config) { c.baseURL = u } }
+
+// WithAPIOrigins names origins, such as "https://api.weixin.qq.com", to which a
+// Transport may send the access_token besides the base URL's. Each is a scheme
+// and host, with a port where it is not the scheme's default, and nothing else;
+// New fails on anything more. A Transport refuses requests for every other
+// origin (ErrForeignOrigin). Calls add to the list.
+func WithAPIOrigins(origins ...string) Option {
+	return func(c *config) { c.apiOrigins = append(c.apiOrigins, origins...) }
+}
 
 // WithRefreshBefore sets how long before expiry a token is renewed. The margin
 // actually used is min(d, ExpiresIn/2), so a short-lived token is renewed around

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -177,11 +176,7 @@ func New(appID, appSecret string, opts ...Option) (*Client, error) {
 	if c.key == "" {
 		c.key = defaultKey(appID, cfg.stable)
 	}
-	hc := cfg.httpClient
-	if hc == nil {
-		hc = &http.Client{Timeout: DefaultHTTPTimeout}
-	}
-	c.fetcher = fetcher{hc: hc, baseURL: cfg.baseURL, appID: appID, secret: appSecret, stable: cfg.stable}
+	c.fetcher = newFetcher(cfg, appID, appSecret, c.log)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.cur.Store(emptyEntry)
 	c.mu.Lock()
@@ -361,13 +356,17 @@ func notKeyRune(r rune) bool {
 }
 
 // normalize validates the options and settles what follows from them: the base
-// URL without a trailing slash, no store sync without background work.
+// URL without a trailing slash, the Transport's API origins, no store sync
+// without background work.
 func (cfg *config) normalize() error {
 	u, err := url.Parse(cfg.baseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("wxtoken: base URL %q is not an http(s) URL", cfg.baseURL)
 	}
 	cfg.baseURL = strings.TrimRight(cfg.baseURL, "/")
+	if cfg.origins, err = apiOrigins(cfg.baseURL, cfg.apiOrigins); err != nil {
+		return err
+	}
 	switch {
 	case cfg.refreshBefore < 0:
 		return errors.New("wxtoken: negative refresh margin")

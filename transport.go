@@ -22,7 +22,7 @@ const (
 )
 
 // Transport is an http.RoundTripper that adds the access_token query parameter
-// to every request it sends and recovers, once, from WeChat rejecting that token.
+// to every request for WeChat's API and recovers, once, from WeChat rejecting that token.
 //
 // Each request is cloned and its access_token parameter set (replacing one the
 // caller put there; other parameters are left exactly as written). When the
@@ -43,11 +43,16 @@ const (
 // back readable from its first byte. Binary and large responses (media
 // downloads) are passed through without being read.
 //
-// The token goes to whatever host a request names, redirects included: use the
-// Transport only for WeChat's API. The caller's request is never modified, and
-// the returned Response's Request is the caller's, so that a logged
-// resp.Request.URL does not show the token. A Transport is safe for concurrent
-// use.
+// The token goes only to the Client's API origin: the scheme and host of its
+// base URL (WithBaseURL), and the origins named with WithAPIOrigins. A request
+// for any other origin is refused, unsent, with an error matching
+// ErrForeignOrigin, rather than sent without a token; since http.Client sends
+// every redirect hop through RoundTrip, a redirect to another origin is refused
+// the same way.
+//
+// The caller's request is never modified, and the returned Response's Request
+// is the caller's, so that a logged resp.Request.URL does not show the token.
+// A Transport is safe for concurrent use.
 type Transport struct {
 	Client *Client           // supplies and invalidates tokens; required
 	Base   http.RoundTripper // sends the requests; nil means http.DefaultTransport
@@ -61,13 +66,20 @@ func NewHTTPClient(c *Client, base http.RoundTripper) *http.Client {
 }
 
 // RoundTrip sends req with the access_token added, retrying once with a new
-// token if WeChat rejects the first one. It returns an error only when no token
-// can be had or Base fails; WeChat's own errors come back as responses. Errors
-// never contain a full token.
+// token if WeChat rejects the first one. It returns an error only when req is
+// not for the API origin (ErrForeignOrigin), when no token can be had or when
+// Base fails; WeChat's own errors come back as responses. No level of an
+// error's chain holds a full token.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.Client == nil {
 		closeRequestBody(req)
 		return nil, errors.New("wxtoken: Transport has no Client")
+	}
+	// Checked on every call, so on every redirect hop too: http.Client sends
+	// each hop through RoundTrip.
+	if origin := originOf(req.URL); !contains(t.Client.cfg.origins, origin) {
+		closeRequestBody(req)
+		return nil, fmt.Errorf("%w: %s", ErrForeignOrigin, origin)
 	}
 	tok, err := t.Client.Get(req.Context())
 	if err != nil {
@@ -357,30 +369,47 @@ func isAccessToken(part string) bool {
 	return key == "access_token"
 }
 
-// redactToken keeps err as it is unless its text quotes tok, as errors that
-// print the request URL do; then the text names the token by fingerprint only.
+// redactToken returns err with no level of its chain holding tok, which
+// errors that print the request URL quote; the text names the token by
+// fingerprint only.
 func redactToken(err error, tok string) error {
-	msg := err.Error()
-	if !quotes(msg, tok) {
-		return err
+	return redactor{tokenRedaction(tok)}.err(err)
+}
+
+// originOf returns the origin of u as the Transport compares them:
+// scheme://host[:port] in lower case, without the scheme's default port.
+func originOf(u *url.URL) string {
+	scheme, host, port := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
+	if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
+		port = ""
 	}
-	return &redactedError{msg: scrub(msg, tok, "token:"+fingerprint(tok)), err: err}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port != "" {
+		host += ":" + port
+	}
+	return scheme + "://" + host
 }
 
-// redactedError is an error whose text has had a token removed. It still
-// unwraps to the original, so that errors.Is(err, context.Canceled) and the
-// like keep working; only code that prints the unwrapped error sees the token.
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
-
-// Timeout reports whether the original error was a timeout, which
-// *url.Error.Timeout asks of the error it wraps.
-func (e *redactedError) Timeout() bool {
-	var t interface{ Timeout() bool }
-	return errors.As(e.err, &t) && t.Timeout()
+// apiOrigins returns the origins a Transport may send the access_token to: the
+// base URL's, then each of extra, which must be scheme://host[:port] and
+// nothing more.
+func apiOrigins(baseURL string, extra []string) ([]string, error) {
+	base, err := url.Parse(baseURL)
+	if err != nil {
+		return nil, fmt.Errorf("wxtoken: base URL %q is not an http(s) URL", baseURL)
+	}
+	origins := []string{originOf(base)}
+	for _, o := range extra {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+			return nil, fmt.Errorf("wxtoken: API origin %q is not scheme://host[:port]", o)
+		}
+		if o := originOf(u); !contains(origins, o) {
+			origins = append(origins, o)
+		}
+	}
+	return origins, nil
 }

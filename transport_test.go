@@ -159,7 +159,12 @@ func (b *countedBody) Close() error {
 // that sends business requests to it in-process.
 func newTransportRig(t *testing.T, opts ...Option) (*bizFake, *Client, *Transport) {
 	t.Helper()
-	f := newBizFake()
+	return newTransportRigWith(t, newBizFake(), opts...)
+}
+
+// newTransportRigWith is newTransportRig with the fake f.
+func newTransportRigWith(t *testing.T, f *bizFake, opts ...Option) (*bizFake, *Client, *Transport) {
+	t.Helper()
 	c := newTestClient(t, newUpstream(t, f.issue), append([]Option{WithRejectGuard(0)}, opts...)...)
 	return f, c, &Transport{Client: c, Base: f}
 }
@@ -423,12 +428,15 @@ func TestTransportReplaysBodyIntact(t *testing.T) {
 				f, c, tr := newTransportRig(t)
 				target := sendURL
 				if loopback {
+					f = newBizFake()
 					srv := httptest.NewServer(f)
 					base := &http.Transport{}
 					t.Cleanup(func() {
 						base.CloseIdleConnections()
 						srv.Close()
 					})
+					// The server's origin is one the Transport may send the token to.
+					f, c, tr = newTransportRigWith(t, f, WithAPIOrigins(srv.URL))
 					tr.Base, target = base, srv.URL+"/cgi-bin/message/custom/send"
 				}
 				warmWithStaleToken(t, f, c)
@@ -531,7 +539,7 @@ func TestTransportStreamsImageResponse(t *testing.T) {
 		base.CloseIdleConnections()
 		srv.Close()
 	})
-	_, c, tr := newTransportRig(t)
+	_, c, tr := newTransportRig(t, WithAPIOrigins(srv.URL))
 	tr.Base = base
 
 	req, err := http.NewRequest(http.MethodGet, srv.URL+"/cgi-bin/media/get?media_id=M", nil)
