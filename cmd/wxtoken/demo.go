@@ -36,11 +36,11 @@ func (c *cli) demo(args []string) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	verbose := fs.Bool("verbose", false, "")
-	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+	if msg, err := parseFlags(fs, args); errors.Is(err, flag.ErrHelp) {
 		c.printUsage(c.stdout)
 		return exitOK
 	} else if err != nil {
-		return c.usageError("demo: " + err.Error())
+		return c.usageError("demo: " + msg)
 	}
 	if fs.NArg() > 0 {
 		return c.usageError("demo takes no arguments")

@@ -6,8 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
+	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -65,23 +68,41 @@ func (c *cli) get(args []string) int {
 func (c *cli) parseGet(args []string) (cfg getConfig, code int, ok bool) {
 	fs := flag.NewFlagSet("get", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are reported below, in one line
+	var secretFile string
+	var secretStdin bool
 	fs.StringVar(&cfg.appID, "appid", "", "")
 	fs.StringVar(&cfg.secret, "secret", "", "")
+	fs.StringVar(&secretFile, "secret-file", "", "")
+	fs.BoolVar(&secretStdin, "secret-stdin", false, "")
 	fs.BoolVar(&cfg.stable, "stable", false, "")
 	fs.StringVar(&cfg.baseURL, "base-url", wxtoken.DefaultBaseURL, "")
 	fs.StringVar(&cfg.storeDir, "store-dir", "", "")
 	fs.DurationVar(&cfg.timeout, "timeout", 30*time.Second, "")
 	fs.BoolVar(&cfg.verbose, "verbose", false, "")
-	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+	if msg, err := parseFlags(fs, args); errors.Is(err, flag.ErrHelp) {
 		c.printUsage(c.stdout)
 		return cfg, exitOK, false
 	} else if err != nil {
-		return cfg, c.usageError("get: " + err.Error()), false
+		return cfg, c.usageError("get: " + msg), false
 	}
 	// Arguments are not echoed: a misplaced one may well be the secret.
 	if fs.NArg() > 0 {
 		return cfg, c.usageError(fmt.Sprintf("get takes no arguments, got %d; "+
-			"give the account with --appid and WECHAT_APPSECRET", fs.NArg())), false
+			"give the account with --appid and --secret-file", fs.NArg())), false
+	}
+	if ways := countSet(fs, "secret", "secret-file", "secret-stdin"); ways > 1 {
+		return cfg, c.usageError("get: give the AppSecret one way only: " +
+			"--secret-file, --secret-stdin or --secret"), false
+	}
+	var err error
+	switch {
+	case secretFile != "":
+		cfg.secret, err = readSecretFile(secretFile)
+	case secretStdin:
+		cfg.secret, err = readSecret(c.stdin, "standard input")
+	}
+	if err != nil {
+		return cfg, c.usageError("get: " + err.Error()), false
 	}
 	if cfg.appID == "" {
 		cfg.appID = strings.TrimSpace(c.getenv("WECHAT_APPID"))
@@ -93,12 +114,64 @@ func (c *cli) parseGet(args []string) (cfg getConfig, code int, ok bool) {
 	case cfg.appID == "":
 		return cfg, c.usageError("get: no appid: set WECHAT_APPID or pass --appid"), false
 	case cfg.secret == "":
-		return cfg, c.usageError("get: no AppSecret: set WECHAT_APPSECRET " +
-			"(or pass --secret, which other users can see in ps)"), false
+		return cfg, c.usageError("get: no AppSecret: pass --secret-file or --secret-stdin, " +
+			"or set WECHAT_APPSECRET"), false
 	case cfg.timeout <= 0:
 		return cfg, c.usageError("get: --timeout must be positive"), false
 	}
 	return cfg, exitOK, true
+}
+
+// countSet counts how many of the flags named were given on the command line.
+func countSet(fs *flag.FlagSet, names ...string) int {
+	n := 0
+	fs.Visit(func(f *flag.Flag) {
+		for _, name := range names {
+			if f.Name == name {
+				n++
+			}
+		}
+	})
+	return n
+}
+
+// maxSecretLen bounds what is read as a secret: an AppSecret has 32
+// characters, so a large input is the wrong file, not a secret.
+const maxSecretLen = 1024
+
+// readSecretFile reads the AppSecret from the file at path. Errors name
+// neither the path nor the content: a misplaced secret could be either.
+func readSecretFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		var pathErr *fs.PathError
+		if errors.As(err, &pathErr) {
+			err = pathErr.Err
+		}
+		return "", fmt.Errorf("--secret-file: cannot open the file: %w", err)
+	}
+	defer f.Close()
+	return readSecret(f, "the --secret-file file")
+}
+
+// readSecret reads an AppSecret from r, named from in errors: the whole of
+// it, without surrounding white space (such as the final newline).
+func readSecret(r io.Reader, from string) (string, error) {
+	if r == nil {
+		return "", fmt.Errorf("no %s to read the AppSecret from", from)
+	}
+	b, err := io.ReadAll(io.LimitReader(r, maxSecretLen+1))
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("reading the AppSecret from %s: %w", from, err)
+	case len(b) > maxSecretLen:
+		return "", fmt.Errorf("%s holds more than %d bytes: not an AppSecret", from, maxSecretLen)
+	}
+	secret := strings.TrimSpace(string(b))
+	if secret == "" {
+		return "", fmt.Errorf("%s is empty", from)
+	}
+	return secret, nil
 }
 
 func (c *cli) newClient(cfg getConfig, log *slog.Logger) (*wxtoken.Client, error) {
@@ -189,6 +262,7 @@ func (c *cli) failure(err error, secret string) int {
 	msg := err.Error()
 	if secret != "" {
 		msg = strings.ReplaceAll(msg, secret, "[secret]")
+		msg = strings.ReplaceAll(msg, url.QueryEscape(secret), "[secret]")
 	}
 	if !strings.HasPrefix(msg, "wxtoken: ") {
 		msg = "wxtoken: " + msg
@@ -209,7 +283,7 @@ func hint(err error) string {
 	if errors.As(err, &apiErr) {
 		switch apiErr.Code {
 		case wxtoken.CodeInvalidCredential, wxtoken.CodeInvalidSecret:
-			return "check the AppSecret (WECHAT_APPSECRET); resetting it in the WeChat console replaces the old one"
+			return "check the AppSecret (--secret-file, WECHAT_APPSECRET); resetting it in the WeChat console replaces the old one"
 		case wxtoken.CodeInvalidAppID:
 			return `check the appid (WECHAT_APPID): it starts with "wx" and belongs to an Official Account`
 		case wxtoken.CodeIPNotWhitelisted:

@@ -25,18 +25,19 @@ const (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
 }
 
 // run is the whole command, apart from the process: tests call it with buffers.
-func run(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	c := &cli{stdout: stdout, stderr: stderr, getenv: getenv}
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
 	return c.run(args)
 }
 
 // cli carries what a command may touch. The fields after getenv are left zero
 // by run; tests set them to reach WeChat in-process or to shorten the demo.
 type cli struct {
+	stdin          io.Reader // where --secret-stdin reads
 	stdout, stderr io.Writer
 	getenv         func(string) string
 
@@ -61,7 +62,12 @@ func (c *cli) run(args []string) int {
 		c.printUsage(c.stdout)
 		return exitOK
 	}
-	return c.usageError(fmt.Sprintf("unknown command %q", args[0]))
+	// Only a word that cannot be the secret is repeated (see echoable).
+	if echoable(args[0]) {
+		return c.usageError(fmt.Sprintf("unknown command %q", args[0]))
+	}
+	return c.usageError("unknown command (not repeated here: it may hold a secret); " +
+		"the commands are get, demo, version and help")
 }
 
 // usageError reports a wrong command line on stderr, pointing at the help.

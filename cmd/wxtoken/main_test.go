@@ -24,7 +24,7 @@ type result struct {
 // runArgs runs the command as main does, with env as the whole environment.
 func runArgs(env map[string]string, args ...string) result {
 	var stdout, stderr bytes.Buffer
-	code := run(args, &stdout, &stderr, func(k string) string { return env[k] })
+	code := run(args, strings.NewReader(""), &stdout, &stderr, func(k string) string { return env[k] })
 	return result{code, stdout.String(), stderr.String()}
 }
 
