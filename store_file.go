@@ -310,13 +310,15 @@ func keyByte(c byte) bool {
 }
 
 // readTokenFile loads one record, classifying failures as ErrNotFound,
-// ErrCorrupt or a wrapped I/O error.
+// ErrCorrupt (anything but a regular file is corrupt) or a wrapped I/O error.
 func readTokenFile(path string) (Token, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	f, err := openRegular(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return Token{}, fmt.Errorf("%w: %s", ErrNotFound, path)
-	}
-	if err != nil {
+	case errors.Is(err, errNotRegular):
+		return Token{}, fmt.Errorf("%w: %s: %w", ErrCorrupt, path, err)
+	case err != nil:
 		return Token{}, fmt.Errorf("wxtoken: file store: %w", err)
 	}
 	defer f.Close()
@@ -364,4 +366,25 @@ func describeJSONError(err error) error {
 	default:
 		return errors.New("not a valid token record")
 	}
+}
+
+// errNotRegular is matched by the error openRegular returns for a path that
+// holds something other than a regular file.
+var errNotRegular = errors.New("not a regular file")
+
+func notRegular(mode fs.FileMode) error {
+	what := "of an unknown type"
+	switch t := mode.Type(); {
+	case t&fs.ModeSymlink != 0:
+		what = "a symbolic link"
+	case t&fs.ModeDir != 0:
+		what = "a directory"
+	case t&fs.ModeNamedPipe != 0:
+		what = "a named pipe"
+	case t&fs.ModeSocket != 0:
+		what = "a socket"
+	case t&fs.ModeDevice != 0:
+		what = "a device"
+	}
+	return fmt.Errorf("%w: it is %s", errNotRegular, what)
 }

@@ -1,0 +1,165 @@
+//go:build unix
+
+package wxtoken
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+// loadWithin runs s.Load(key) and fails the test if it has not returned after
+// a generous bound. unblock must make a hung Load return (so that no goroutine
+// is left behind); it runs only in that case.
+func loadWithin(t *testing.T, s *FileStore, key string, unblock func()) (Token, error) {
+	t.Helper()
+	type result struct {
+		tok Token
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		tok, err := s.Load(context.Background(), key)
+		done <- result{tok, err}
+	}()
+	select {
+	case r := <-done:
+		return r.tok, r.err
+	case <-time.After(10 * time.Second):
+		unblock()
+		<-done
+		t.Fatalf("Load(%q) blocked", key)
+		return Token{}, nil
+	}
+}
+
+// A FIFO at <key>.json made Load block in open until a writer came, beyond the
+// reach of any context.
+func TestFileStoreLoadRefusesFIFO(t *testing.T) {
+	s := newTestFileStore(t)
+	path := filepath.Join(s.Dir(), "k.json")
+	require.NoError(t, unix.Mkfifo(path, 0o600))
+
+	_, err := loadWithin(t, s, "k", func() {
+		// A reader blocked in open(2) is released by a writer's open.
+		if f, err := os.OpenFile(path, os.O_RDWR, 0); err == nil {
+			_ = f.Close()
+		}
+	})
+	require.ErrorIs(t, err, ErrCorrupt)
+	assert.ErrorContains(t, err, "k.json: not a regular file: it is a named pipe")
+
+	// The next Save replaces it with a record.
+	ctx := context.Background()
+	require.NoError(t, s.Save(ctx, "k", fsTestToken("fresh", time.Now())))
+	got, err := s.Load(ctx, "k")
+	require.NoError(t, err)
+	assert.Equal(t, "fresh", got.AccessToken)
+	fi, err := os.Lstat(path)
+	require.NoError(t, err)
+	assert.True(t, fi.Mode().IsRegular())
+}
+
+// A Client whose cache file was replaced by a FIFO fetches a token instead of
+// hanging, and its Close returns.
+func TestClientWithFIFOInFileStore(t *testing.T) {
+	s := newTestFileStore(t)
+	path := filepath.Join(s.Dir(), testAppID+".json")
+	require.NoError(t, unix.Mkfifo(path, 0o600))
+	release := func() {
+		if f, err := os.OpenFile(path, os.O_RDWR|unix.O_NONBLOCK, 0); err == nil {
+			_ = f.Close()
+		}
+	}
+	up := newUpstream(t, tokens(t))
+	c := newTestClient(t, up, WithStore(s), WithFetchTimeout(5*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tok, err := c.Get(ctx)
+	if err != nil {
+		release() // or Close would wait for the fetch stuck in open
+		t.Fatalf("Get: %v", err)
+	}
+	assert.Equal(t, "token-1", tok)
+	require.NoError(t, c.Close())
+	saved, err := s.Load(context.Background(), testAppID)
+	require.NoError(t, err)
+	assert.Equal(t, "token-1", saved.AccessToken)
+}
+
+func TestFileStoreLoadRefusesNonRegularFiles(t *testing.T) {
+	cases := map[string]struct {
+		make func(t *testing.T, path string)
+		what string
+	}{
+		"symlink to a record": {func(t *testing.T, path string) {
+			target := filepath.Join(t.TempDir(), "elsewhere.json")
+			require.NoError(t, os.WriteFile(target, []byte(fsNodeRecipeFile), 0o600))
+			require.NoError(t, os.Symlink(target, path))
+		}, "a symbolic link"},
+		"symlink to a device": {func(t *testing.T, path string) {
+			require.NoError(t, os.Symlink("/dev/zero", path))
+		}, "a symbolic link"},
+		"dangling symlink": {func(t *testing.T, path string) {
+			require.NoError(t, os.Symlink(filepath.Join(t.TempDir(), "absent"), path))
+		}, "a symbolic link"},
+		"directory": {func(t *testing.T, path string) {
+			require.NoError(t, os.Mkdir(path, 0o700))
+		}, "a directory"},
+		"socket": {func(t *testing.T, path string) {
+			l, err := net.Listen("unix", path)
+			if err != nil && strings.Contains(err.Error(), "too long") {
+				t.Skip("socket path too long here:", err)
+			}
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = l.Close() })
+		}, "a socket"},
+		"device": {func(t *testing.T, path string) {
+			// The null device: reading it would yield an empty record.
+			err := unix.Mknod(path, unix.S_IFCHR|0o600, int(unix.Mkdev(1, 3)))
+			if errors.Is(err, unix.EPERM) {
+				t.Skip("cannot create a device node here:", err)
+			}
+			require.NoError(t, err)
+		}, "a device"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			s := newTestFileStore(t)
+			path := filepath.Join(s.Dir(), "k.json")
+			tc.make(t, path)
+
+			_, err := loadWithin(t, s, "k", func() {})
+			require.ErrorIs(t, err, ErrCorrupt)
+			assert.ErrorContains(t, err, "k.json: not a regular file: it is "+tc.what)
+		})
+	}
+}
+
+// Save replaces a symbolic link at <key>.json by a record and leaves the
+// link's target alone.
+func TestFileStoreSaveReplacesSymlink(t *testing.T) {
+	s := newTestFileStore(t)
+	ctx := context.Background()
+	target := filepath.Join(t.TempDir(), "elsewhere.json")
+	require.NoError(t, os.WriteFile(target, []byte(fsNodeRecipeFile), 0o600))
+	path := filepath.Join(s.Dir(), "k.json")
+	require.NoError(t, os.Symlink(target, path))
+
+	require.NoError(t, s.Save(ctx, "k", fsTestToken("mine", time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC))))
+	got, err := s.Load(ctx, "k")
+	require.NoError(t, err)
+	assert.Equal(t, "mine", got.AccessToken)
+	raw, err := os.ReadFile(target)
+	require.NoError(t, err)
+	assert.Equal(t, fsNodeRecipeFile, string(raw), "the link's target is untouched")
+}

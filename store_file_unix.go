@@ -1,0 +1,63 @@
+//go:build unix
+
+package wxtoken
+
+import (
+	"io/fs"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// openRegular opens path for reading if it is a regular file. It neither
+// follows a symbolic link at path nor blocks: opening a FIFO waits for a writer
+// and a device may wait for anything, and no context could end that wait. The
+// type is checked on the opened descriptor, so a swap after the check cannot
+// slip anything else in. Anything but a regular file yields an error matching
+// errNotRegular.
+func openRegular(path string) (*os.File, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		// A symbolic link fails with ELOOP (EMLINK on some BSDs), a socket with
+		// ENXIO: say what is there rather than how open failed.
+		if fi, lerr := os.Lstat(path); lerr == nil && !fi.Mode().IsRegular() {
+			return nil, notRegular(fi.Mode())
+		}
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		_ = unix.Close(fd)
+		return nil, &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		_ = unix.Close(fd)
+		return nil, notRegular(unixFileType(uint32(st.Mode)))
+	}
+	// Reads of a regular file do not block anyway; clearing the flag keeps the
+	// os package from treating the descriptor as pollable.
+	if err := unix.SetNonblock(fd, false); err != nil {
+		_ = unix.Close(fd)
+		return nil, &fs.PathError{Op: "fcntl", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// unixFileType converts the type bits of a stat mode to an fs.FileMode type.
+func unixFileType(mode uint32) fs.FileMode {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return fs.ModeDir
+	case unix.S_IFLNK:
+		return fs.ModeSymlink
+	case unix.S_IFIFO:
+		return fs.ModeNamedPipe
+	case unix.S_IFSOCK:
+		return fs.ModeSocket
+	case unix.S_IFCHR:
+		return fs.ModeDevice | fs.ModeCharDevice
+	case unix.S_IFBLK:
+		return fs.ModeDevice
+	}
+	return fs.ModeIrregular
+}
