@@ -63,8 +63,11 @@ var (
 
 // NewFileStore returns a FileStore keeping its files in dir. It creates dir and
 // its parents with mode 0700 when dir is missing, and fails when dir cannot be
-// created or is not a directory. A relative dir is made absolute now, so a later
-// change of working directory does not move the store.
+// created or is not a directory. An existing dir that group or others may use
+// loses those permissions; when it belongs to another user, or the change fails,
+// NewFileStore fails with an error matching fs.ErrPermission instead (on
+// systems with Unix permissions). A relative dir is made absolute now, so a
+// later change of working directory does not move the store.
 func NewFileStore(dir string) (*FileStore, error) {
 	if dir == "" {
 		return nil, errors.New("wxtoken: file store: empty directory name")
@@ -79,12 +82,13 @@ func NewFileStore(dir string) (*FileStore, error) {
 	return &FileStore{dir: abs, saveSem: make(chan struct{}, 1)}, nil
 }
 
-// ensureDir creates dir with mode 0700 unless it exists as a directory.
+// ensureDir creates dir with mode 0700 unless it exists as a directory, which
+// tightenDir then closes to group and others.
 func ensureDir(dir string) error {
 	fi, err := os.Stat(dir)
 	switch {
 	case err == nil && fi.IsDir():
-		return nil
+		return tightenDir(dir)
 	case err == nil:
 		return fmt.Errorf("%s is not a directory", dir)
 	case !errors.Is(err, fs.ErrNotExist):

@@ -5,6 +5,8 @@ package wxtoken
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -162,4 +164,51 @@ func TestFileStoreSaveReplacesSymlink(t *testing.T) {
 	raw, err := os.ReadFile(target)
 	require.NoError(t, err)
 	assert.Equal(t, fsNodeRecipeFile, string(raw), "the link's target is untouched")
+}
+
+func TestNewFileStoreTightensFolder(t *testing.T) {
+	for _, tc := range []struct{ before, after os.FileMode }{
+		{0o777, 0o700},
+		{0o755, 0o700},
+		{0o701, 0o700},
+		{0o700, 0o700},
+		{0o500, 0o500}, // private already: left read-only
+	} {
+		t.Run(tc.before.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			require.NoError(t, os.Chmod(dir, tc.before))
+			t.Cleanup(func() { _ = os.Chmod(dir, 0o700) })
+			_, err := NewFileStore(dir)
+			require.NoError(t, err)
+			fi, err := os.Stat(dir)
+			require.NoError(t, err)
+			assert.Equal(t, tc.after, fi.Mode().Perm())
+		})
+	}
+}
+
+// A folder of another user that others may use is refused, and left as it is.
+func TestNewFileStoreRefusesOpenFolderOfAnotherUser(t *testing.T) {
+	const otherUID = 4242
+	dir := filepath.Join(t.TempDir(), "shared")
+	require.NoError(t, os.Mkdir(dir, 0o700))
+	if err := os.Chown(dir, otherUID, otherUID); err != nil {
+		t.Skip("cannot give a folder to another user (needs root):", err)
+	}
+	require.NoError(t, os.Chmod(dir, 0o777))
+
+	_, err := NewFileStore(dir)
+	require.ErrorIs(t, err, fs.ErrPermission)
+	assert.EqualError(t, err, fmt.Sprintf("wxtoken: file store: permission denied: folder %s has mode 0777 "+
+		"and belongs to uid %d, not to this process's uid %d: make it 0700 or choose another folder",
+		dir, otherUID, os.Geteuid()))
+	fi, err := os.Stat(dir)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o777), fi.Mode().Perm(), "the folder is left alone")
+	assert.Empty(t, fsFileNames(t, dir), "nothing is created in it")
+
+	// Private to its owner, it is accepted as it is (root may use it).
+	require.NoError(t, os.Chmod(dir, 0o700))
+	_, err = NewFileStore(dir)
+	require.NoError(t, err)
 }

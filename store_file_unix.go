@@ -3,6 +3,7 @@
 package wxtoken
 
 import (
+	"fmt"
 	"io/fs"
 	"os"
 
@@ -60,4 +61,33 @@ func unixFileType(mode uint32) fs.FileMode {
 		return fs.ModeDevice
 	}
 	return fs.ModeIrregular
+}
+
+// tightenDir takes group and other permissions away from the folder dir, which
+// exists, if it belongs to this process's user, and refuses it otherwise: tokens
+// in a folder others may write to can be replaced or removed under us. It works
+// on an open descriptor so that the folder checked is the folder changed.
+func tightenDir(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &fs.PathError{Op: "open", Path: dir, Err: err}
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return &fs.PathError{Op: "stat", Path: dir, Err: err}
+	}
+	mode := uint32(st.Mode) &^ unix.S_IFMT
+	if mode&0o077 == 0 {
+		return nil
+	}
+	if uid := os.Geteuid(); int(st.Uid) != uid {
+		return fmt.Errorf("%w: folder %s has mode %#o and belongs to uid %d, not to this process's uid %d: "+
+			"make it 0700 or choose another folder", fs.ErrPermission, dir, mode&0o777, st.Uid, uid)
+	}
+	if err := unix.Fchmod(fd, mode&^0o077); err != nil {
+		return fmt.Errorf("%w: folder %s has mode %#o and cannot be made private: %w",
+			fs.ErrPermission, dir, mode&0o777, err)
+	}
+	return nil
 }
