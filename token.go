@@ -153,7 +153,9 @@ type Client struct {
 
 // New returns a Client for the Official Account appID with the secret appSecret.
 // It does no I/O: the token is loaded or fetched on first use. An empty appID or
-// secret, or an invalid option value, is an error.
+// secret, or an invalid option value, is an error; so is a store key (see
+// WithStoreKey) that FileStore would refuse, whatever the Store: the error then
+// matches ErrInvalidKey.
 func New(appID, appSecret string, opts ...Option) (*Client, error) {
 	if err := checkCredentials(appID, appSecret); err != nil {
 		return nil, err
@@ -166,6 +168,14 @@ func New(appID, appSecret string, opts ...Option) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{cfg: cfg, appID: appID, log: cfg.logger, store: cfg.store, key: cfg.key}
+	if c.key == "" {
+		c.key = defaultKey(appID, cfg.stable)
+	}
+	// Every Store gets keys a FileStore could use, checked before any I/O, so
+	// that a bad key fails here rather than on each Load, Save and Lock.
+	if err := checkKey(c.key); err != nil {
+		return nil, fmt.Errorf("wxtoken: store key: %w", err)
+	}
 	if c.log == nil {
 		c.log = defaultLogger()
 	}
@@ -173,9 +183,6 @@ func New(appID, appSecret string, opts ...Option) (*Client, error) {
 		c.store = defaultStore(c.log)
 	}
 	c.locker, _ = c.store.(Locker)
-	if c.key == "" {
-		c.key = defaultKey(appID, cfg.stable)
-	}
 	c.fetcher = newFetcher(cfg, appID, appSecret, c.log)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.cur.Store(emptyEntry)
