@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -28,6 +29,11 @@ const (
 	// lockRetryDelay is how often a waiting Lock or Save polls the file lock;
 	// flock offers no wait that a context can interrupt.
 	lockRetryDelay = 10 * time.Millisecond
+	// staleTempAge is the age past which a temporary file counts as left by a
+	// save that was interrupted (a process killed mid-save leaves it behind,
+	// holding a full token). A save takes milliseconds; the margin keeps a save
+	// under way in another process from losing its file.
+	staleTempAge = time.Minute
 )
 
 // FileStore is a Store that keeps one JSON file per key in a folder, in the
@@ -38,6 +44,10 @@ const (
 // Files are written atomically (temporary file in the same folder, fsync,
 // rename) with mode 0600. Several processes may share the folder: saves are
 // serialized across them with a file lock, and FileStore is a Locker.
+//
+// A process killed in the middle of a save leaves its temporary file,
+// .<key>.<digits>.tmp, which holds a full token: NewFileStore, and every
+// successful Save of that key, remove those last modified over a minute ago.
 //
 // Besides <key>.json the folder holds <key>.lock (Lock) and .<key>.save.lock
 // (Save). The lock files stay on disk: removing a lock file while another
@@ -79,6 +89,7 @@ func NewFileStore(dir string) (*FileStore, error) {
 	if err := ensureDir(abs); err != nil {
 		return nil, fmt.Errorf("wxtoken: file store: %w", err)
 	}
+	removeStaleTemps(abs, "", time.Now())
 	return &FileStore{dir: abs, saveSem: make(chan struct{}, 1)}, nil
 }
 
@@ -100,6 +111,43 @@ func ensureDir(dir string) error {
 	// The umask may have taken bits away; the tokens must not be readable by others
 	// either way, and 0700 is what we promise.
 	return os.Chmod(dir, 0o700)
+}
+
+// removeStaleTemps removes the temporary files of key, or of every key when key
+// is "", that were last modified more than staleTempAge before now. It is best
+// effort: a file it cannot remove is tried again next time.
+func removeStaleTemps(dir, key string, now time.Time) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		k, ok := tempKey(e.Name())
+		if !ok || (key != "" && k != key) || !e.Type().IsRegular() {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && now.Sub(fi.ModTime()) > staleTempAge {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}
+
+// tempKey returns the key of a temporary file that writeAtomic names
+// ".<key>.<digits>.tmp", and whether name is one.
+func tempKey(name string) (string, bool) {
+	rest, ok1 := strings.CutPrefix(name, ".")
+	rest, ok2 := strings.CutSuffix(rest, ".tmp")
+	dot := strings.LastIndexByte(rest, '.')
+	if !ok1 || !ok2 || dot < 0 || dot == len(rest)-1 {
+		return "", false
+	}
+	for _, c := range rest[dot+1:] {
+		if c < '0' || c > '9' {
+			return "", false
+		}
+	}
+	key := rest[:dot]
+	return key, checkKey(key) == nil
 }
 
 // Dir returns the absolute path of the folder holding the store's files.
@@ -149,7 +197,11 @@ func (s *FileStore) Save(ctx context.Context, key string, tok Token) error {
 		// Without the current record the newest-wins promise cannot be kept.
 		return fmt.Errorf("wxtoken: file store: save %s: %w", key, err)
 	}
-	return s.writeAtomic(key, path, tok)
+	if err := s.writeAtomic(key, path, tok); err != nil {
+		return err
+	}
+	removeStaleTemps(s.dir, key, time.Now())
+	return nil
 }
 
 // lockSave takes the in-process and then the cross-process save lock of key.

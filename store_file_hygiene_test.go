@@ -212,3 +212,87 @@ func TestNewFileStoreRefusesOpenFolderOfAnotherUser(t *testing.T) {
 	_, err = NewFileStore(dir)
 	require.NoError(t, err)
 }
+
+// fsPlant creates a file in dir with the given age (by its modification time).
+func fsPlant(t *testing.T, dir, name string, age time.Duration) {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	require.NoError(t, os.WriteFile(path, []byte(`{"access_token":"`+fsSecretMarker+`"}`), 0o600))
+	old := time.Now().Add(-age)
+	require.NoError(t, os.Chtimes(path, old, old))
+}
+
+// Temporary files left by interrupted saves hold full tokens: old ones are
+// removed when a FileStore opens the folder and when a key is saved; recent
+// ones may belong to a save under way in another process and stay.
+func TestFileStoreRemovesStaleTempFiles(t *testing.T) {
+	dir := t.TempDir()
+	stale := 2 * time.Minute
+	fsPlant(t, dir, ".k.123.tmp", stale)
+	fsPlant(t, dir, ".other_key.4294967295.tmp", stale)
+	fsPlant(t, dir, ".k.456.tmp", 10*time.Second) // a save under way elsewhere
+	fsPlant(t, dir, ".k.x1.tmp", stale)           // not a name writeAtomic makes
+	fsPlant(t, dir, ".k..tmp", stale)
+	fsPlant(t, dir, "..k.1.tmp", stale)
+	fsPlant(t, dir, "notes.tmp", stale)
+	fsPlant(t, dir, "k.json.1.tmp", stale)
+	require.NoError(t, os.Mkdir(filepath.Join(dir, ".k.789.tmp"), 0o700))
+	require.NoError(t, os.Symlink("/dev/null", filepath.Join(dir, ".k.790.tmp")))
+
+	s, err := NewFileStore(dir)
+	require.NoError(t, err)
+	kept := []string{".k.456.tmp", ".k.x1.tmp", ".k..tmp", "..k.1.tmp", "notes.tmp", "k.json.1.tmp", ".k.789.tmp", ".k.790.tmp"}
+	assert.ElementsMatch(t, kept, fsTempNames(t, dir), "NewFileStore removed the stale ones")
+
+	// A successful Save removes the stale temporary files of its own key.
+	fsPlant(t, dir, ".k.321.tmp", stale)
+	fsPlant(t, dir, ".j.654.tmp", stale)
+	ctx := context.Background()
+	require.NoError(t, s.Save(ctx, "k", fsTestToken("tok", time.Now())))
+	assert.ElementsMatch(t, append(kept, ".j.654.tmp"), fsTempNames(t, dir), "Save removed .k.321.tmp only")
+
+	// A refused one does not.
+	fsPlant(t, dir, ".k.322.tmp", stale)
+	require.ErrorIs(t, s.Save(ctx, "k", fsTestToken("old", time.Now().Add(-time.Hour))), ErrNewerToken)
+	assert.Contains(t, fsTempNames(t, dir), ".k.322.tmp")
+}
+
+// fsTempNames lists the names in dir ending in .tmp.
+func fsTempNames(t *testing.T, dir string) []string {
+	t.Helper()
+	var names []string
+	for _, name := range fsFileNames(t, dir) {
+		if strings.HasSuffix(name, ".tmp") {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// Processes killed with SIGKILL in the middle of saves leave temporary files;
+// once they are old, the next FileStore on the folder removes every one.
+func TestFileStoreCleansUpAfterKilledSavers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	dir := t.TempDir()
+	left := 0
+	for run, target := range []int{3, 20, 60} {
+		killSaverAfter(t, dir, run, target)
+		left = len(fsTempNames(t, dir))
+	}
+	t.Logf("the kills left %d temporary files", left)
+	// One interrupted save for certain, whatever the kills hit.
+	fsPlant(t, dir, "."+testAppID+".99.tmp", 0)
+
+	old := time.Now().Add(-2 * time.Minute)
+	for _, name := range fsTempNames(t, dir) {
+		require.NoError(t, os.Chtimes(filepath.Join(dir, name), old, old))
+	}
+	s, err := NewFileStore(dir)
+	require.NoError(t, err)
+	assert.Empty(t, fsTempNames(t, dir))
+	tok, err := s.Load(context.Background(), testAppID)
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(tok.AccessToken, "loop-2-"), tok.AccessToken)
+}
