@@ -728,9 +728,9 @@ func TestFaultKilledWhileSaving(t *testing.T) {
 	}
 	ctx := context.Background()
 	dir := t.TempDir()
-	// The files a FileStore may leave: the record, its save lock, and the
-	// temporary files of saves that a kill interrupted.
-	allowed := regexp.MustCompile(`^(` + regexp.QuoteMeta(testAppID) + `\.json|\.` +
+	// The files a FileStore may leave: the record, its save lock (the folder's
+	// .lock on Linux), and the temporary files of saves that a kill interrupted.
+	allowed := regexp.MustCompile(`^(` + regexp.QuoteMeta(testAppID) + `\.json|\.lock|\.` +
 		regexp.QuoteMeta(testAppID) + `\.save\.lock|\.` + regexp.QuoteMeta(testAppID) + `\.\d+\.tmp)$`)
 
 	// Several kill points, each run restarting on what the previous one left.

@@ -10,9 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
-
-	"github.com/gofrs/flock"
 )
 
 // ErrInvalidKey is matched (errors.Is) by the error FileStore returns for a key
@@ -27,7 +26,7 @@ const (
 	// so anything this large is damage, and must not cost the process memory.
 	maxTokenFileSize = 64 << 10
 	// lockRetryDelay is how often a waiting Lock or Save polls the file lock;
-	// flock offers no wait that a context can interrupt.
+	// file locks offer no wait that a context can interrupt.
 	lockRetryDelay = 10 * time.Millisecond
 	// staleTempAge is the age past which a temporary file counts as left by a
 	// save that was interrupted (a process killed mid-save leaves it behind,
@@ -49,18 +48,21 @@ const (
 // .<key>.<digits>.tmp, which holds a full token: NewFileStore, and every
 // successful Save of that key, remove those last modified over a minute ago.
 //
-// Besides <key>.json the folder holds <key>.lock (Lock) and .<key>.save.lock
-// (Save). The lock files stay on disk: removing a lock file while another
-// process waits on it would let two processes hold "the" lock at once.
-// The save lock's name starts with a dot, which no key may, so that it can never
-// be the fetch lock of another key.
+// On Linux the folder holds one lock file, .lock, whatever the number of keys:
+// each key locks its own byte of it, one for Lock and another for Save, with
+// open file description locks (Linux 3.15 or later), so that fetches and saves
+// of different keys do not wait for each other. Elsewhere each key has its own
+// lock files, <key>.lock (Lock) and .<key>.save.lock (Save), locked with flock.
+// Lock files stay on disk: removing one while another process waits on it
+// would let two processes hold "the" lock at once. A lock file that is not a
+// regular file (a symbolic link, say) is refused, never followed or created.
 //
 // A FileStore is safe for concurrent use.
 type FileStore struct {
 	dir string
-	// saveSem serializes Saves within the process, so that goroutines queue
-	// here instead of polling the file lock; a channel lets ctx bound the wait.
-	saveSem chan struct{}
+	// fetchLocks and saveLocks serialize Lock and Save of one key within the
+	// process, so that goroutines queue there instead of polling the file lock.
+	fetchLocks, saveLocks keyLocks
 	// beforeRename, when set by tests, runs after the temporary file is
 	// complete and before it replaces the record.
 	beforeRename func(tmpPath string) error
@@ -90,7 +92,7 @@ func NewFileStore(dir string) (*FileStore, error) {
 		return nil, fmt.Errorf("wxtoken: file store: %w", err)
 	}
 	removeStaleTemps(abs, "", time.Now())
-	return &FileStore{dir: abs, saveSem: make(chan struct{}, 1)}, nil
+	return &FileStore{dir: abs}, nil
 }
 
 // ensureDir creates dir with mode 0700 unless it exists as a directory, which
@@ -206,19 +208,31 @@ func (s *FileStore) Save(ctx context.Context, key string, tok Token) error {
 
 // lockSave takes the in-process and then the cross-process save lock of key.
 func (s *FileStore) lockSave(ctx context.Context, key string) (release func(), err error) {
-	select {
-	case s.saveSem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("wxtoken: file store: save %s: %w", key, ctx.Err())
-	}
-	fl, err := acquireFlock(ctx, filepath.Join(s.dir, "."+key+".save.lock"))
+	unlock, err := s.lock(ctx, &s.saveLocks, key, saveLock)
 	if err != nil {
-		<-s.saveSem
 		return nil, fmt.Errorf("wxtoken: file store: save %s: %w", key, err)
 	}
+	return unlock, nil
+}
+
+// lock takes key's lock of kind within the process (in), then across processes.
+// The returned release is idempotent.
+func (s *FileStore) lock(ctx context.Context, in *keyLocks, key string, kind lockKind) (release func(), err error) {
+	releaseIn, err := in.lock(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	releaseFile, err := lockFile(ctx, s.dir, key, kind)
+	if err != nil {
+		releaseIn()
+		return nil, err
+	}
+	var once sync.Once
 	return func() {
-		_ = fl.Unlock() // closing the descriptor releases the lock even if this fails
-		<-s.saveSem
+		once.Do(func() {
+			releaseFile()
+			releaseIn()
+		})
 	}, nil
 }
 
@@ -282,10 +296,10 @@ func syncDir(dir string) {
 	_ = d.Close()
 }
 
-// Lock takes an exclusive file lock (flock) on <dir>/<key>.lock, waiting until
-// it is free or ctx ends; in the latter case the error matches ctx.Err(). Two
-// holders exclude each other whether they are in different processes or in the
-// same one.
+// Lock takes the exclusive lock of key shared by every process using the
+// folder, waiting until it is free or ctx ends; in the latter case the error
+// matches ctx.Err(). Two holders exclude each other whether they are in
+// different processes or in the same one.
 //
 // lease is accepted for the Locker interface but not used: the operating system
 // releases the lock when the holding process exits or dies, which is what a lease
@@ -297,38 +311,40 @@ func (s *FileStore) Lock(ctx context.Context, key string, lease time.Duration) (
 	if err := checkKey(key); err != nil {
 		return nil, err
 	}
-	fl, err := acquireFlock(ctx, filepath.Join(s.dir, key+".lock"))
+	release, err := s.lock(ctx, &s.fetchLocks, key, fetchLock)
 	if err != nil {
 		return nil, fmt.Errorf("wxtoken: file store: lock %s: %w", key, err)
 	}
-	// flock.Unlock is idempotent and safe for concurrent calls.
-	return func(context.Context) error { return fl.Unlock() }, nil
+	return func(context.Context) error { release(); return nil }, nil
 }
 
-// acquireFlock polls for an exclusive lock on path until it holds it or ctx
-// ends. Each call opens its own descriptor, which is what makes flock exclude
-// holders within one process too.
-func acquireFlock(ctx context.Context, path string) (*flock.Flock, error) {
+// lockKind tells a key's two locks apart: a Client that holds the fetch lock
+// of a key saves it, which takes the save lock.
+type lockKind int
+
+const (
+	fetchLock lockKind = 1 + iota
+	saveLock
+)
+
+// pollLock calls try until it takes the lock or fails, or ctx ends.
+func pollLock(ctx context.Context, try func() (bool, error)) error {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return err
 	}
-	fl := flock.New(path, flock.SetPermissions(0o600))
 	timer := time.NewTimer(lockRetryDelay)
 	defer timer.Stop()
 	for {
-		ok, err := fl.TryLock()
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			return fl, nil
+		ok, err := try()
+		if err != nil || ok {
+			return err
 		}
 		timer.Reset(lockRetryDelay)
 		// Done is consulted only after a failed attempt; tests rely on that
 		// to know a Lock is waiting.
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-timer.C:
 		}
 	}

@@ -296,3 +296,47 @@ func TestFileStoreCleansUpAfterKilledSavers(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, strings.HasPrefix(tok.AccessToken, "loop-2-"), tok.AccessToken)
 }
+
+// A lock file that is not a regular file is refused: a dangling symbolic link
+// made Lock create its target, anywhere the link pointed.
+func TestFileStoreRefusesIrregularLockFiles(t *testing.T) {
+	ctx := context.Background()
+	for _, kind := range []string{"dangling symlink", "symlink to a file", "directory"} {
+		t.Run(kind, func(t *testing.T) {
+			s := newTestFileStore(t)
+			elsewhere := t.TempDir()
+			// Every name a lock file has had: the folder's, and the key's own.
+			names := []string{".lock", "k.lock", ".k.save.lock"}
+			for _, name := range names {
+				path := filepath.Join(s.Dir(), name)
+				target := filepath.Join(elsewhere, name+".target")
+				switch kind {
+				case "dangling symlink":
+					require.NoError(t, os.Symlink(target, path))
+				case "symlink to a file":
+					require.NoError(t, os.WriteFile(target, nil, 0o600))
+					require.NoError(t, os.Symlink(target, path))
+				case "directory":
+					require.NoError(t, os.Mkdir(path, 0o700))
+				}
+			}
+			before := fsFileNames(t, elsewhere)
+			want := "not a regular file: it is a symbolic link"
+			if kind == "directory" {
+				want = "not a regular file: it is a directory"
+			}
+
+			unlock, err := s.Lock(ctx, "k", time.Minute)
+			if err == nil {
+				_ = unlock(ctx)
+			}
+			require.ErrorContains(t, err, want)
+			assert.True(t, strings.HasPrefix(err.Error(), "wxtoken: file store: lock k: lock file "+s.Dir()), err.Error())
+			err = s.Save(ctx, "k", fsTestToken("tok", time.Now()))
+			require.ErrorContains(t, err, want)
+			assert.Equal(t, before, fsFileNames(t, elsewhere), "nothing created or removed where the links point")
+			_, err = s.Load(ctx, "k")
+			require.ErrorIs(t, err, ErrNotFound, "nothing was saved")
+		})
+	}
+}

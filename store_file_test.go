@@ -38,6 +38,22 @@ func fsTestToken(name string, created time.Time) Token {
 	return Token{AccessToken: name, ExpiresIn: 7200, CreateTime: created}
 }
 
+// fsFetchLockName and fsSaveLockName name the lock files that Lock and Save of
+// key leave in the folder.
+func fsFetchLockName(key string) string {
+	if runtime.GOOS == "linux" {
+		return ".lock"
+	}
+	return key + ".lock"
+}
+
+func fsSaveLockName(key string) string {
+	if runtime.GOOS == "linux" {
+		return ".lock"
+	}
+	return "." + key + ".save.lock"
+}
+
 func fsFileNames(t *testing.T, dir string) []string {
 	t.Helper()
 	entries, err := os.ReadDir(dir)
@@ -284,7 +300,7 @@ func TestFileStoreLeavesNoTempFiles(t *testing.T) {
 	require.ErrorContains(t, s.Save(ctx, "k", fsTestToken("late", t0.Add(time.Hour))), "injected")
 	s.beforeRename = nil
 
-	assert.ElementsMatch(t, []string{".k.save.lock"}, fsFileNames(t, s.Dir()))
+	assert.ElementsMatch(t, []string{fsSaveLockName("k")}, fsFileNames(t, s.Dir()))
 
 	t.Run("read-only folder", func(t *testing.T) {
 		if os.Geteuid() == 0 {
@@ -294,7 +310,7 @@ func TestFileStoreLeavesNoTempFiles(t *testing.T) {
 		require.NoError(t, os.Chmod(s.Dir(), 0o500))
 		t.Cleanup(func() { _ = os.Chmod(s.Dir(), 0o700) })
 		require.Error(t, s.Save(ctx, "k", fsTestToken("after", t0.Add(3*time.Hour))))
-		assert.ElementsMatch(t, []string{".k.save.lock", "k.json"}, fsFileNames(t, s.Dir()))
+		assert.ElementsMatch(t, []string{fsSaveLockName("k"), "k.json"}, fsFileNames(t, s.Dir()))
 		got, err := s.Load(ctx, "k")
 		require.NoError(t, err)
 		assert.Equal(t, "before", got.AccessToken)
@@ -329,7 +345,7 @@ func TestFileStoreConcurrentSavesKeepNewest(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "tok"+strconv.Itoa(n-1), got.AccessToken)
 	assert.True(t, got.CreateTime.Equal(t0.Add((n-1)*time.Second)))
-	assert.ElementsMatch(t, []string{".k.save.lock", "k.json"}, fsFileNames(t, s.Dir()))
+	assert.ElementsMatch(t, []string{fsSaveLockName("k"), "k.json"}, fsFileNames(t, s.Dir()))
 }
 
 func TestFileStoreSaveUnderOwnLock(t *testing.T) {
@@ -348,12 +364,12 @@ func TestFileStoreSaveUnderOwnLock(t *testing.T) {
 	assert.Equal(t, "mine", got.AccessToken)
 	require.NoError(t, unlock(ctx))
 
-	fi, err := os.Stat(filepath.Join(s.Dir(), "k.lock"))
+	fi, err := os.Stat(filepath.Join(s.Dir(), fsFetchLockName("k")))
 	require.NoError(t, err)
 	assert.Equal(t, fs.FileMode(0o600), fi.Mode().Perm(), "lock file mode")
 }
 
-// fsWaitSignalCtx closes waiting the first time Done is called: acquireFlock
+// fsWaitSignalCtx closes waiting the first time Done is called: pollLock
 // consults Done only after a failed attempt, so it tells that a Lock is waiting.
 type fsWaitSignalCtx struct {
 	context.Context
@@ -451,12 +467,12 @@ func TestFileStoreLockRespectsContext(t *testing.T) {
 	_, err = s.Load(done, "other")
 	require.ErrorIs(t, err, context.Canceled)
 	require.ErrorIs(t, s.Save(done, "other", fsTestToken("t", time.Now())), context.Canceled)
-	assert.ElementsMatch(t, []string{"k.lock"}, fsFileNames(t, s.Dir()))
+	assert.ElementsMatch(t, []string{fsFetchLockName("k")}, fsFileNames(t, s.Dir()))
 
 	// A Save waiting for another process's save lock gives up with its context.
-	fl, err := acquireFlock(ctx, filepath.Join(s.Dir(), ".k.save.lock"))
+	release, err := lockFile(ctx, s.Dir(), "k", saveLock) // its own descriptor, as another process's
 	require.NoError(t, err)
-	defer func() { require.NoError(t, fl.Unlock()) }()
+	defer release()
 	sctx, cancelSave := context.WithCancel(ctx)
 	swctx := newFSWaitSignalCtx(sctx)
 	go func() { result <- s.Save(swctx, "k", fsTestToken("t", time.Now())) }()
