@@ -27,7 +27,9 @@ type Store interface {
 // fetch only if still needed, save, unlock.
 //
 // Lock blocks until it holds the lock or ctx ends. The lock must lapse by itself
-// after lease, so that a holder that dies cannot block the others for longer.
+// after lease, so that a holder that dies cannot block the others for longer;
+// a lock that cannot outlive its holder (one within a process, or a file lock
+// the operating system drops when the process dies) may ignore lease.
 // The returned function releases the lock; it must be safe to call after the lease
 // has lapsed, and must then leave a lock taken by somebody else alone.
 type Locker interface {
