@@ -55,6 +55,14 @@ func (s *Server) serveBusiness(w http.ResponseWriter, r *http.Request) {
 	}
 	code := s.businessCode(r, body)
 	s.record(r, body, code)
+	if r.URL.Path == PathWeComSend {
+		if code != CodeOK {
+			s.rejectWeCom(w, r, code)
+			return
+		}
+		writeJSON(w, contentWeCom, errorBody{Errcode: CodeOK, Errmsg: "ok"})
+		return
+	}
 	if code != CodeOK {
 		s.reject(w, contentText, code)
 		return
@@ -72,6 +80,9 @@ func (s *Server) serveBusiness(w http.ResponseWriter, r *http.Request) {
 // businessCode returns the errcode for a business call: the token first,
 // then the method, then the body.
 func (s *Server) businessCode(r *http.Request, body []byte) int {
+	if r.URL.Path == PathWeComSend {
+		return s.wecomSendCode(r)
+	}
 	if code := s.CheckToken(r.URL.Query().Get("access_token")); code != CodeOK {
 		return code
 	}

@@ -25,6 +25,7 @@ type reply struct {
 	Errcode     int      `json:"errcode"`
 	Errmsg      string   `json:"errmsg"`
 	IPList      []string `json:"ip_list"`
+	Ticket      string   `json:"ticket"`
 }
 
 // fake is a Server and a client that reaches it, one way or the other.
@@ -88,7 +89,7 @@ func (f *fake) decode(t *testing.T, method, path string, q url.Values, body stri
 	require.Equal(t, http.StatusOK, resp.StatusCode, "body %s", b)
 	var r reply
 	require.NoError(t, json.Unmarshal(b, &r), "body %s", b)
-	for _, secret := range []string{DefaultSecret, "s3cr3t-of-another-app"} {
+	for _, secret := range []string{DefaultSecret, "s3cr3t-of-another-app", DefaultCorpSecret} {
 		require.False(t, bytes.Contains(b, []byte(secret)), "answer echoes a secret: %s", b)
 	}
 	return r

@@ -30,6 +30,12 @@ const (
 	// DefaultForceRefreshInterval is how long after a force refresh another one
 	// returns the current stable token instead of a new one.
 	DefaultForceRefreshInterval = 30 * time.Second
+	// DefaultTicketLifetime is the expires_in of a new JS-SDK ticket: 7200 s.
+	DefaultTicketLifetime = 2 * time.Hour
+	// DefaultTicketDailyQuota is the number of getticket calls an app may
+	// make a day for each ticket type. WeChat's real limit is small and not
+	// published per account; this default only catches runaway callers.
+	DefaultTicketDailyQuota = 100_000
 )
 
 // Option configures a Server.
@@ -47,6 +53,13 @@ type config struct {
 	secretCode    int
 	rid           bool
 	onBusiness    func(r *http.Request, body []byte)
+
+	ticketLifetime time.Duration
+	ticketDaily    int
+	ticketRotation bool
+	ticketsDie     bool
+
+	wecomConfig
 }
 
 func defaultConfig() config {
@@ -60,12 +73,20 @@ func defaultConfig() config {
 		forceInterval: DefaultForceRefreshInterval,
 		secretCode:    CodeInvalidCredential,
 		rid:           true,
+
+		ticketLifetime: DefaultTicketLifetime,
+		ticketDaily:    DefaultTicketDailyQuota,
+
+		wecomConfig: defaultWeCom(),
 	}
 }
 
 func (c *config) validate() error {
 	if c.lifetime <= Overlap {
 		return fmt.Errorf("wxtest: token lifetime %v must exceed the %v overlap", c.lifetime, Overlap)
+	}
+	if c.ticketLifetime <= Overlap {
+		return fmt.Errorf("wxtest: ticket lifetime %v must exceed the %v overlap", c.ticketLifetime, Overlap)
 	}
 	if c.forceInterval < 0 {
 		return fmt.Errorf("wxtest: negative force refresh interval %v", c.forceInterval)
@@ -137,4 +158,36 @@ func WithoutRID() Option {
 // answer. fn runs on the serving goroutine and must not keep r.
 func WithOnBusinessCall(fn func(r *http.Request, body []byte)) Option {
 	return func(c *config) { c.onBusiness = fn }
+}
+
+// WithTicketLifetime sets the lifetime of new JS-SDK tickets, Official
+// Account and WeCom alike (default 7200 s). It must exceed Overlap; NewServer
+// panics otherwise.
+func WithTicketLifetime(d time.Duration) Option {
+	return func(c *config) { c.ticketLifetime = d }
+}
+
+// WithTicketQuota sets how many getticket calls each app may make per day for
+// each ticket type before errcode 45009 (default DefaultTicketDailyQuota).
+// n <= 0 means no limit.
+func WithTicketQuota(perDay int) Option {
+	return func(c *config) { c.ticketDaily = perDay }
+}
+
+// WithTicketRotation makes every successful ticket call, Official Account or
+// WeCom, issue a new ticket instead of handing back the current one. The
+// previous ticket keeps working for Overlap, as a superseded token does; any
+// older one stops at once. Use it to test a caller that must cope with a
+// ticket changing under it.
+func WithTicketRotation() Option {
+	return func(c *config) { c.ticketRotation = true }
+}
+
+// WithTicketsDieWithToken is a fault: a ticket stops working as soon as the
+// access_token that fetched it stops working (superseded past its overlap,
+// revoked or expired), and the next ticket call issues a new one. WeChat does
+// not document this; by default a ticket lives its own lifetime whatever
+// happens to the token.
+func WithTicketsDieWithToken() Option {
+	return func(c *config) { c.ticketsDie = true }
 }

@@ -17,6 +17,8 @@ const (
 	PathCallbackIP  = "/cgi-bin/getcallbackip"
 	PathCustomSend  = "/cgi-bin/message/custom/send"
 	PathMediaGet    = "/cgi-bin/media/get"
+	// PathTicket is the Official Account's JS-SDK and card ticket endpoint.
+	PathTicket = "/cgi-bin/ticket/getticket"
 )
 
 // HandlerURL is the base URL of a Server made by NewHandler. Nothing listens
@@ -43,10 +45,20 @@ type Server struct {
 	rejections map[int]int
 	requests   []Request
 	closed     bool
+
+	corps       map[string]map[string]*wecomApp // corpid → secret → application
+	wecomTokens map[string]*wecomToken
 }
 
 type counters struct {
 	token, stable, force, business int
+
+	ticketAll int
+	ticket    map[string]int // by the type parameter as sent
+
+	wecomToken     int
+	wecomTicketAll int
+	wecomTicket    map[string]int // by kind
 }
 
 // NewServer returns a fake listening on 127.0.0.1 (an httptest.Server). Close
@@ -104,8 +116,8 @@ func (s *Server) Close() {
 	})
 }
 
-// Reset forgets every token, counter, quota count, recorded request and
-// pending fault, and releases every Hold. The accounts stay.
+// Reset forgets every token, ticket, counter, quota count, recorded request
+// and pending fault, and releases every Hold. The accounts and corps stay.
 func (s *Server) Reset() {
 	s.releaseAll()
 	s.mu.Lock()
@@ -124,6 +136,7 @@ func (s *Server) reset() {
 	s.counts = counters{}
 	s.rejections = make(map[int]int)
 	s.requests = nil
+	s.resetWeCom()
 }
 
 // SetApp adds an account, or changes its secret as a reset in the WeChat
@@ -154,8 +167,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveToken(w, r)
 	case PathStableToken:
 		s.serveStableToken(w, r)
-	case PathCallbackIP, PathCustomSend, PathMediaGet:
+	case PathCallbackIP, PathCustomSend, PathMediaGet, PathWeComSend:
 		s.serveBusiness(w, r)
+	case PathTicket:
+		s.serveTicket(w, r)
+	case PathWeComToken:
+		s.serveWeComToken(w, r)
+	case PathWeComJSAPITicket, PathWeComAgentTicket:
+		s.serveWeComTicket(w, r)
 	default:
 		http.NotFound(w, r)
 	}
@@ -177,9 +196,28 @@ func (s *Server) count(r *http.Request) {
 		if force {
 			s.counts.force++
 		}
-	case PathCallbackIP, PathCustomSend, PathMediaGet:
+	case PathCallbackIP, PathCustomSend, PathMediaGet, PathWeComSend:
 		s.counts.business++
+	case PathTicket:
+		s.counts.ticketAll++
+		tally(&s.counts.ticket, r.URL.Query().Get("type"))
+	case PathWeComToken:
+		s.counts.wecomToken++
+	case PathWeComJSAPITicket:
+		s.counts.wecomTicketAll++
+		tally(&s.counts.wecomTicket, TicketJSAPI)
+	case PathWeComAgentTicket:
+		s.counts.wecomTicketAll++
+		tally(&s.counts.wecomTicket, r.URL.Query().Get("type"))
 	}
+}
+
+// tally adds one to m[key], making m on first use.
+func tally(m *map[string]int, key string) {
+	if *m == nil {
+		*m = make(map[string]int)
+	}
+	(*m)[key]++
 }
 
 // peekForce reads r's body to see whether it asks for a force refresh, and

@@ -66,6 +66,8 @@ func beijingDay(t time.Time) int64 {
 
 func minuteOf(t time.Time) int64 { return floorDiv(t.Unix(), 60) }
 
+func hourOf(t time.Time) int64 { return floorDiv(t.Unix(), 60*60) }
+
 func floorDiv(a, b int64) int64 {
 	q := a / b
 	if a%b != 0 && a < 0 {
@@ -87,6 +89,8 @@ type app struct {
 	stableDay    window
 	stableMinute window
 	forceDay     window
+
+	tickets map[string]*ticketSlot // by type, made on first use
 }
 
 // issuePlain makes a new /cgi-bin/token token at now. The previous token keeps

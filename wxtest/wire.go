@@ -17,6 +17,7 @@ const (
 	CodeInvalidGrantType  = 40002
 	CodeInvalidMediaID    = 40007
 	CodeInvalidAppID      = 40013
+	CodeInvalidToken      = 40014 // WeCom's answer for an unknown or revoked token
 	CodeInvalidSecret     = 40125 // what newer WeChat answers for a wrong secret; see WithSecretErrcode
 	CodeMissingToken      = 41001
 	CodeMissingAppID      = 41002
@@ -27,6 +28,8 @@ const (
 	CodeDailyQuota        = 45009
 	CodeMinuteQuota       = 45011
 	CodeDataFormat        = 47001
+	CodeInvalidArgs       = 40097 // a ticket type the endpoint does not know
+	CodeIPNotAllowed      = 60020 // WeCom: the caller's IP is not a trusted IP of the corp
 )
 
 // errmsg returns the message WeChat sends with code, or a generic one.
@@ -64,6 +67,12 @@ func errmsg(code int) string {
 		return "api minute-quota reach limit mustslower retry next minute"
 	case CodeDataFormat:
 		return "data format error"
+	case CodeInvalidToken:
+		return "invalid access_token"
+	case CodeInvalidArgs:
+		return "invalid args"
+	case CodeIPNotAllowed:
+		return "not allow to access from your ip"
 	}
 	return "errcode " + strconv.Itoa(code)
 }
