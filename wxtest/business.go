@@ -44,7 +44,8 @@ func (s *Server) LastBody() []byte {
 
 // serveBusiness checks the access_token the way WeChat's business APIs do,
 // then answers the endpoint. Errors are JSON sent as text/plain, as many
-// WeChat endpoints send them.
+// WeChat endpoints send them; WeCom's message/send checks a WeCom token and
+// labels its JSON as WeCom does.
 func (s *Server) serveBusiness(w http.ResponseWriter, r *http.Request) {
 	var body []byte
 	if r.Body != nil {

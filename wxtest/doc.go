@@ -1,7 +1,8 @@
 // Package wxtest is a fake of the WeChat Official Account API for tests: the
-// two token endpoints and a few business endpoints, with WeChat's rules on
-// credentials, token overlap, expiry and quotas, plus fault injection and
-// counters. It depends on the standard library only, so any test can use it,
+// two token endpoints, the JS-SDK ticket endpoint and a few business
+// endpoints, plus WeCom's token, ticket and message endpoints, with their
+// rules on credentials, token overlap, expiry and quotas, plus fault
+// injection and counters. It depends on the standard library only, so any test can use it,
 // including the tests of package wxtoken itself.
 //
 // # Starting it
@@ -38,7 +39,8 @@
 //	clk.Advance(2 * time.Hour) // every token issued so far has now expired
 //
 // Daily quotas reset at midnight Beijing time (UTC+8), as WeChat's do; the
-// stable_token minute quota resets at each clock minute.
+// stable_token minute quota resets at each clock minute, and WeCom's hourly
+// ticket quota at each clock hour.
 //
 // # What it models
 //
@@ -76,20 +78,72 @@
 //     image/jpeg, MediaContent(media_id), for testing that binary answers pass
 //     through untouched.
 //
+// GET /cgi-bin/ticket/getticket?access_token=...&type=jsapi|wx_card
+// (PathTicket) checks the token as the business endpoints do (41001, 40001,
+// 42001), then the method (43001), then the type (40097 "invalid args" when
+// missing or unknown), and answers {"errcode":0,"errmsg":"ok","ticket":"...",
+// "expires_in":7200}. Each (app, type) has one current ticket: while it works
+// and has at least a second left, every call returns it with its remaining
+// expires_in, whichever token of the app asks; after that a call issues a new
+// one (WithTicketLifetime, default 7200 s). WeChat's documentation only says
+// to cache the ticket; a fake that hands out a stable ticket lets a test
+// assert exactly what a caller got. WithTicketRotation makes every call issue
+// a new ticket instead; the previous one then works for Overlap more, any
+// older one stops at once. Calls count against a daily quota per (app, type)
+// (DefaultTicketDailyQuota, WithTicketQuota; 45009 past it). A ticket lives
+// its own lifetime whatever happens to the token that fetched it: whether
+// WeChat kills it with the token is undocumented, so that is only a fault,
+// WithTicketsDieWithToken.
+//
+// WeCom (企业微信) lives on the same fake and the same URL: point the WeCom
+// client's base URL, in place of https://qyapi.weixin.qq.com, at URL() too.
+// Its tokens and tickets are apart from the Official Account's: a token of
+// one is unknown to the other. GET /cgi-bin/gettoken?corpid=...&corpsecret=...
+// (PathWeComToken) checks, in this order: the method is GET (43001), corpid
+// present (41002), corpsecret present (41004), corp known (40013), secret one
+// of the corp's applications (40001), the caller's IP trusted (60020, only
+// under WithWeComTrustedIPs), then a daily quota per application
+// (DefaultWeComTokenQuota, WithWeComTokenQuota; 45009). It answers
+// {"errcode":0,"errmsg":"ok","access_token":"...","expires_in":7200}: the
+// application's current token with its remaining expires_in while it works
+// and has a second left, a new one otherwise, as WeCom documents. WithCorp
+// declares corps and their applications, one secret each, each with its own
+// token (default: DefaultCorpID with DefaultCorpSecret). WeCom's busy answer
+// (-1) comes only from an injected fault. RevokeWeComToken drops an
+// application's token early, as WeCom may; the next gettoken issues a new
+// one.
+//
+// WeCom's business endpoint is GET or POST /cgi-bin/message/send
+// (PathWeComSend; other methods 43002). It checks the WeCom token: missing
+// 41001, unknown or revoked 40014, expired 42001, then the trusted IPs; the
+// body is recorded, not checked, and the answer is
+// {"errcode":0,"errmsg":"ok"}. It counts as a business call. GET
+// /cgi-bin/get_jsapi_ticket (PathWeComJSAPITicket, the corp ticket, kind
+// TicketJSAPI) and GET /cgi-bin/ticket/get?type=agent_config
+// (PathWeComAgentTicket, kind TicketAgentConfig; any other type 40097) check
+// the WeCom token the same way, then the trusted IPs and the method (43001),
+// and follow the ticket rules above per (application, kind), options
+// included, with WeCom's documented limit of 100 calls an hour per
+// application and kind (WithWeComTicketQuota; 45009).
+//
 // Business answers carry Content-Type text/plain, JSON or not, as many WeChat
-// endpoints do; the token endpoints send application/json; encoding=utf-8.
+// endpoints do; the token and ticket endpoints send application/json;
+// encoding=utf-8, and WeCom's endpoints application/json; charset=UTF-8.
 // Errors always come with HTTP 200 and {"errcode":N,"errmsg":"..."}; by default
 // errmsg ends with a random " rid: ..." like WeChat's (WithoutRID drops it).
 // The fake never echoes or records a secret.
 //
 // # Inspecting and steering
 //
-// Counters (TokenCalls, StableCalls, ForceRefreshCalls, BusinessCalls) count
-// requests as they arrive, whatever the answer; Rejections counts answers by
-// errcode. Requests and LastBody return business calls byte for byte, and
-// WithOnBusinessCall sees each as it arrives. CurrentToken,
-// CurrentStableToken, CheckToken, Revoke, RevokeToken and ExpireToken read and
-// change token state directly.
+// Counters (TokenCalls, StableCalls, ForceRefreshCalls, BusinessCalls,
+// TicketCalls, WeComTokenCalls, WeComTicketCalls) count requests as they
+// arrive, whatever the answer; Rejections counts answers by errcode. Requests
+// and LastBody return business calls byte for byte, and WithOnBusinessCall
+// sees each as it arrives. CurrentToken, CurrentStableToken, CheckToken,
+// Revoke, RevokeToken and ExpireToken read and change token state directly;
+// CurrentTicket and TicketValid read ticket state; CurrentWeComToken,
+// CheckWeComToken, RevokeWeComToken, CurrentWeComTicket and WeComTicketValid
+// do the same for WeCom.
 //
 // Inject and InjectN queue faults for the next requests (optionally for one
 // path with Fault.On): a WeChat errcode, an HTTP status, a delay, a malformed

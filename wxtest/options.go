@@ -113,8 +113,8 @@ func WithClock(now func() time.Time) Option {
 	return func(c *config) { c.now = now }
 }
 
-// WithTokenLifetime sets the lifetime of new tokens from both token endpoints
-// (default 7200 s). It must exceed Overlap; NewServer panics otherwise.
+// WithTokenLifetime sets the lifetime of new tokens from every token
+// endpoint, WeCom's gettoken included (default 7200 s). It must exceed Overlap; NewServer panics otherwise.
 func WithTokenLifetime(d time.Duration) Option {
 	return func(c *config) { c.lifetime = d }
 }

@@ -28,7 +28,8 @@ const HandlerURL = "http://wxtest.invalid"
 // maxBody bounds the request bodies the fake reads.
 const maxBody = 1 << 20
 
-// Server is a fake of the WeChat Official Account API. It is an http.Handler;
+// Server is a fake of the WeChat Official Account API and of WeCom's token,
+// ticket and message API, on one base URL. It is an http.Handler;
 // NewServer also serves it on a loopback port. All methods are safe for
 // concurrent use.
 type Server struct {
