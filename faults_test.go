@@ -75,6 +75,7 @@ func requireNoSecret(t *testing.T, err error, secret string) {
 	require.Error(t, err)
 	assert.NotContains(t, err.Error(), secret)
 	assert.NotContains(t, err.Error(), url.QueryEscape(secret))
+	requireCleanChain(t, err, secret) // and no level of its Unwrap chain either
 }
 
 // renewThroughFaults lets c's renewal of first and its retries run into the
