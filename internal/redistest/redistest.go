@@ -104,6 +104,8 @@ func (p *Process) Stop() {
 	r := p.run
 	p.run = nil
 	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	// A paused server only acts on SIGTERM once it runs again.
+	_ = r.cmd.Process.Signal(resumeSignal)
 	select {
 	case <-r.done:
 		return
@@ -128,6 +130,41 @@ func (p *Process) Restart() error {
 	}
 	if err := p.start(); err != nil {
 		return fmt.Errorf("redistest: restart redis-server on %s: %w", p.Addr(), err)
+	}
+	return nil
+}
+
+// ErrNotRunning is matched by the error of Pause, Resume and Pid while the
+// server is stopped.
+var ErrNotRunning = errors.New("redistest: redis-server is not running")
+
+// Pid returns the process id of the running redis-server.
+func (p *Process) Pid() (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.run == nil {
+		return 0, ErrNotRunning
+	}
+	return p.run.cmd.Process.Pid, nil
+}
+
+// Pause stops the server with SIGSTOP, as a host that hangs or swaps would:
+// the kernel still accepts connections on its port, but nothing answers them
+// until Resume. Stop works on a paused server.
+func (p *Process) Pause() error { return p.signal(pauseSignal) }
+
+// Resume lets a paused server run again with SIGCONT; it answers what was
+// sent to it meanwhile.
+func (p *Process) Resume() error { return p.signal(resumeSignal) }
+
+func (p *Process) signal(sig syscall.Signal) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.run == nil {
+		return fmt.Errorf("redistest: signal %v to %s: %w", sig, p.Addr(), ErrNotRunning)
+	}
+	if err := p.run.cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("redistest: signal %v to %s: %w", sig, p.Addr(), err)
 	}
 	return nil
 }
@@ -165,6 +202,23 @@ func Start(t testing.TB) *Server {
 func (s *Server) Restart() {
 	s.t.Helper()
 	if err := s.Process.Restart(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// Pause stops the server with SIGSTOP until Resume (or the end of the test),
+// failing the test if it cannot.
+func (s *Server) Pause() {
+	s.t.Helper()
+	if err := s.Process.Pause(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// Resume lets a paused server run again, failing the test if it cannot.
+func (s *Server) Resume() {
+	s.t.Helper()
+	if err := s.Process.Resume(); err != nil {
 		s.t.Fatal(err)
 	}
 }

@@ -1,7 +1,9 @@
 package redistest
 
 import (
+	"bufio"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -152,4 +154,54 @@ func TestMissingRedisFailsInCI(t *testing.T) {
 	r := startWithout(t, "true")
 	assert.Contains(t, r.fatal, "redis-server not found")
 	assert.Empty(t, r.skipped)
+}
+
+// pingWithin sends PING and waits at most d for the answer.
+func pingWithin(addr string, d time.Duration) error {
+	conn, err := net.DialTimeout("tcp", addr, d)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(d)); err != nil {
+		return err
+	}
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	_, err = bufio.NewReader(conn).ReadString('\n')
+	return err
+}
+
+func TestPauseAcceptsButDoesNotAnswerUntilResume(t *testing.T) {
+	s := Start(t)
+	pid, err := s.Pid()
+	require.NoError(t, err)
+	assert.Positive(t, pid)
+
+	s.Pause()
+	err = pingWithin(s.Addr(), 100*time.Millisecond)
+	var nerr net.Error
+	require.ErrorAs(t, err, &nerr, "a paused server must leave the client waiting")
+	assert.True(t, nerr.Timeout(), "want a timeout, got %v", err)
+
+	s.Resume()
+	require.NoError(t, ping(s.Addr()))
+}
+
+func TestStopEndsAPausedServerWithoutKill(t *testing.T) {
+	Start(t) // skips, or fails under CI, when redis-server is missing
+	p, err := Launch(t.TempDir())
+	require.NoError(t, err)
+	var logs []string
+	p.logf = func(format string, args ...any) { logs = append(logs, fmt.Sprintf(format, args...)) }
+	require.NoError(t, p.Pause())
+	p.Stop()
+	assert.Empty(t, logs, "SIGTERM must reach a paused server")
+	require.Error(t, ping(p.Addr()))
+
+	_, err = p.Pid()
+	require.ErrorIs(t, err, ErrNotRunning)
+	require.ErrorIs(t, p.Pause(), ErrNotRunning)
+	require.ErrorIs(t, p.Resume(), ErrNotRunning)
 }
