@@ -2,15 +2,9 @@ package redisstore
 
 import (
 	"encoding/json"
-	"errors"
-	"fmt"
-	"math/rand/v2"
-	"regexp"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/wxtoken/wxtoken"
@@ -52,106 +46,86 @@ func FuzzDecodeToken(f *testing.F) {
 	})
 }
 
-// rfc3339Plain matches the one timestamp form the Lua parser must read.
-var rfc3339Plain = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$`)
+// fuzzNow is the Store's clock in FuzzSaveAgreesWithLoad, so that what counts
+// as newer does not move while it runs.
+var fuzzNow = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 
-// FuzzLuaParseTimeAgreesWithGo runs the script's parse_time on a real Redis
-// and checks it against Go's decoding of a createTime: whatever Lua reads must
-// mean the same instant to Go, and Lua must read every plain RFC 3339 time
-// that Go reads. Otherwise Save could keep or drop the wrong token.
-func FuzzLuaParseTimeAgreesWithGo(f *testing.F) {
-	for _, seed := range []string{
-		"2020-12-11T03:05:48.123Z",
-		"2020-12-11T11:05:48+08:00",
-		"2020-12-10T23:35:48.123456789-03:30",
-		"2024-02-29T23:59:59.9999999999Z",
-		"2023-02-29T00:00:00Z",
-		"2000-03-01T00:00:00Z",
-		"1900-02-28T12:00:00+24:00",
-		"0000-01-01T00:00:00Z",
-		"9999-12-31T23:59:59.999999999-24:00",
-		"1969-12-31T23:59:59.5Z",
-		"2020-12-11T24:00:00Z",
-		"2020-12-11T03:05:60Z",
-		"2020-12-11T03:05:48+08:60",
-		"2020-12-11T03:05:48+08:61",
-		"2020-12-11T03:05:48",
-		"2020-12-11T03:05:48.Z",
-		"2020-12-11t03:05:48z",
-		"2020-12-11T3:05:48Z",
-		"2020-12-11T03:05:48,5Z",
-		"",
+// FuzzSaveAgreesWithLoad stores any value under a key, then saves a token
+// created offset seconds from the clock: Save must refuse with ErrNewerToken
+// and leave the value alone exactly when Go's decoding of the value (what Load
+// returns) is newer by Token.NewerThan, and must otherwise replace it. A
+// script that judged records on its own could keep a value Load calls
+// corrupt, and then nobody could load or replace the key.
+func FuzzSaveAgreesWithLoad(f *testing.F) {
+	rec := func(ct, expires string) []byte {
+		return []byte(`{"createTime":"` + ct + `","access_token":"ACCESS_TOKEN_1234","expires_in":` + expires + `}`)
+	}
+	at := func(d time.Duration, layout string, zone *time.Location) string {
+		return fuzzNow.Add(d).In(zone).Format(layout)
+	}
+	utc, shanghai := time.UTC, time.FixedZone("CST", 8*3600)
+	for _, seed := range []struct {
+		raw    []byte
+		offset int64
+	}{
+		{rec(at(-time.Minute, time.RFC3339Nano, utc), "7200"), -120},
+		{rec(at(-time.Minute, time.RFC3339Nano, utc), "7200"), 0},
+		{rec(at(-time.Minute, time.RFC3339, shanghai), "7200"), -61},
+		{rec(at(-time.Minute, time.RFC3339, shanghai), "7200"), -59},
+		{rec(at(-time.Minute+123*time.Millisecond, "2006-01-02T15:04:05.000Z07:00", utc), "7200"), -60},
+		{rec(at(-time.Minute, time.RFC3339, utc), "7200.0"), -3600},
+		{rec(at(-time.Minute, time.RFC3339, utc), "7200.5"), -3600},
+		{rec(at(-time.Minute, time.RFC3339, utc), "1e3"), -3600},
+		{rec(at(-time.Minute, time.RFC3339, utc), "0"), -3600},
+		{rec(at(-time.Minute, time.RFC3339, utc), "86401"), -3600},
+		{rec(at(-time.Minute, time.RFC3339, utc), "-7200"), -3600},
+		{rec(at(-time.Minute, time.RFC3339, utc), `"7200"`), -3600},
+		{rec(at(time.Minute, time.RFC3339, utc), "7200"), 0},
+		{rec(at(wxtoken.MaxClockSkew+time.Minute, time.RFC3339, utc), "7200"), -3600},
+		{rec("2026-06-01T11:00:00", "7200"), -7000},
+		{rec("2026-06-01t11:00:00z", "7200"), -7000},
+		{rec("2026-06-01T11:00:00+08:60", "7200"), -7000},
+		{rec("0001-01-01T00:00:00Z", "7200"), -7000},
+		{rec("9999-12-31T23:59:59Z", "7200"), -7000},
+		{[]byte(`{"createTime":"2026-06-01T11:00:00Z","access_token":"has space","expires_in":7200}`), -7000},
+		{[]byte(`{"createTime":"2026-06-01T11:00:00Z","access_token":"","expires_in":7200}`), -7000},
+		{[]byte(`{"createTime":"2026-06-01T11:00:00Z","access_token":"T","expires_in":7200,"extra":1}`), -7000},
+		{[]byte(`{"createTime":"2026-06-01T11:00:00Z","access_token":"T","expires_in":7200}` + " \n"), -7000},
+		{[]byte(`{"createTime":"2026-06-01T11:00:00Z","access_token":"T","ACCESS_TOKEN":"U","expires_in":7200}`), -7000},
+		{[]byte(`null`), 0}, {[]byte(`[]`), 0}, {[]byte(``), 0}, {[]byte("garbage"), 0},
 	} {
-		f.Add(seed)
+		f.Add(seed.raw, seed.offset)
 	}
 	srv := redistest.Start(f)
 	rdb := srv.NewClient(f)
-	script := redis.NewScript(luaParseTime + `
-local sec, frac = parse_time(ARGV[1])
-if not sec then return false end
-return {sec, frac}`)
+	st := New(rdb)
+	st.now = func() time.Time { return fuzzNow }
+	const key = "fuzz"
+	tk := st.tokenKey(key)
 
-	f.Fuzz(func(t *testing.T, s string) {
-		res, err := script.Run(t.Context(), rdb, nil, s).Slice()
-		luaOK := !errors.Is(err, redis.Nil)
-		if luaOK {
+	f.Fuzz(func(t *testing.T, raw []byte, offset int64) {
+		// Tokens from a lifetime ago to beyond the skew, all unexpired.
+		const span = 7200 + 600
+		offset = (offset%span+span)%span - 7199
+		tok := tokenAt(fuzzNow.Add(time.Duration(offset)*time.Second), "tok-new")
+		want, err := json.Marshal(tok)
+		require.NoError(t, err)
+		require.NoError(t, rdb.Set(t.Context(), tk, raw, 0).Err())
+
+		old, decErr := decodeToken(raw)
+		keep := decErr == nil && old.NewerThan(tok, fuzzNow)
+		err = st.Save(t.Context(), key, tok)
+		got, getErr := rdb.Get(t.Context(), tk).Result()
+		require.NoError(t, getErr)
+		if keep {
+			require.ErrorIs(t, err, wxtoken.ErrNewerToken, "Load says the stored token is newer")
+			require.Equal(t, string(raw), got, "a refused Save must leave the value alone")
+			loaded, err := st.Load(t.Context(), key)
 			require.NoError(t, err)
-		}
-		var want time.Time
-		goErr := want.UnmarshalText([]byte(s))
-
-		if !luaOK {
-			if goErr == nil && rfc3339Plain.MatchString(s) {
-				t.Fatalf("Lua rejected %q, which Go reads as %v", s, want)
-			}
+			requireSameToken(t, old, loaded)
 			return
 		}
-		require.NoError(t, goErr, "Lua read %q, which Go rejects", s)
-		require.Len(t, res, 2)
-		require.Equal(t, want.Unix(), res[0], "seconds of %q", s)
-		require.Equal(t, fmt.Sprintf("%09d", want.Nanosecond()), res[1], "fraction of %q", s)
-		require.False(t, strings.ContainsAny(s, "tz,"), "Lua accepted a form Go writes otherwise: %q", s)
+		require.NoError(t, err, "Load says the stored value is older or corrupt (%v)", decErr)
+		require.Equal(t, string(want), got)
 	})
-}
-
-// TestLuaParseTimeMatchesGoOnRandomInstants compares parse_time with Go on
-// random instants of years 1-9998, written in random zones with 0 to 9
-// fraction digits, the forms Go and JavaScript write.
-func TestLuaParseTimeMatchesGoOnRandomInstants(t *testing.T) {
-	t.Parallel()
-	srv := redistest.Start(t)
-	rdb := srv.NewClient(t)
-	script := redis.NewScript(luaParseTime + `
-local out = {}
-for i, s in ipairs(ARGV) do
-  local sec, frac = parse_time(s)
-  if sec then out[i] = {sec, frac} else out[i] = {} end
-end
-return out`)
-	rng := rand.New(rand.NewPCG(1, 2))
-	layouts := []string{
-		time.RFC3339, time.RFC3339Nano, "2006-01-02T15:04:05.000Z07:00",
-		"2006-01-02T15:04:05.000000Z07:00", "2006-01-02T15:04:05.000000000Z07:00",
-	}
-	lo := time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC).Unix() + 86400
-	hi := time.Date(9998, 12, 31, 0, 0, 0, 0, time.UTC).Unix()
-	const n = 2000
-	args := make([]any, n)
-	want := make([]time.Time, n)
-	for i := range n {
-		zone := time.FixedZone("", (rng.IntN(48*60+1)-24*60)*60)
-		tm := time.Unix(lo+rng.Int64N(hi-lo), rng.Int64N(1e9)).In(zone)
-		s := tm.Format(layouts[rng.IntN(len(layouts))])
-		require.NoError(t, want[i].UnmarshalText([]byte(s)))
-		args[i] = s
-	}
-	res, err := script.Run(t.Context(), rdb, nil, args...).Slice()
-	require.NoError(t, err)
-	require.Len(t, res, n)
-	for i, r := range res {
-		got := r.([]any)
-		require.Len(t, got, 2, "Lua rejected %q", args[i])
-		require.Equal(t, want[i].Unix(), got[0], "seconds of %q", args[i])
-		require.Equal(t, fmt.Sprintf("%09d", want[i].Nanosecond()), got[1], "fraction of %q", args[i])
-	}
 }

@@ -20,17 +20,14 @@
 // same slot (for any k that is not empty and does not start with "}", which
 // includes every key the wxtoken Client uses). Keys hold an app id and a
 // mode, never a secret.
+//
+// A value is a token only if it decodes and passes wxtoken.Token.Validate;
+// anything else, including a value longer than MaxRecordLen (which is never
+// transferred), is corrupt: Load reports it and Save replaces it.
+
 package redisstore
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
-	"errors"
-	"fmt"
-	mathrand "math/rand/v2"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -43,6 +40,10 @@ const (
 	DefaultPrefix = "wxtoken:"
 	// DefaultLease is the lock lease Lock uses when it is given none.
 	DefaultLease = 30 * time.Second
+	// MaxRecordLen bounds the stored value Load and Save read: a record of a
+	// token of wxtoken.MaxTokenLen bytes needs a few dozen more, so anything
+	// longer is corrupt and is neither transferred nor decoded.
+	MaxRecordLen = 64 << 10
 
 	defaultRetryMin = 10 * time.Millisecond
 	defaultRetryMax = 200 * time.Millisecond
@@ -60,7 +61,9 @@ type Store struct {
 	prefix   string
 	retryMin time.Duration
 	retryMax time.Duration
-	save     *redis.Script
+	now      func() time.Time // the clock of newest-wins and of TTLs
+	read     *redis.Script
+	swap     *redis.Script
 	unlock   *redis.Script
 }
 
@@ -100,7 +103,9 @@ func New(rdb redis.UniversalClient, opts ...Option) *Store {
 		prefix:   DefaultPrefix,
 		retryMin: defaultRetryMin,
 		retryMax: defaultRetryMax,
-		save:     redis.NewScript(luaSave),
+		now:      time.Now,
+		read:     redis.NewScript(luaRead),
+		swap:     redis.NewScript(luaSwap),
 		unlock:   redis.NewScript(luaUnlock),
 	}
 	for _, opt := range opts {
@@ -113,143 +118,3 @@ func New(rdb redis.UniversalClient, opts ...Option) *Store {
 func (s *Store) tokenKey(key string) string { return s.prefix + "{" + key + "}" }
 
 func (s *Store) lockKey(key string) string { return s.tokenKey(key) + ":lock" }
-
-// Load returns the token stored under key. The error matches
-// wxtoken.ErrNotFound when there is none (Redis has also dropped it once it
-// expired), and wxtoken.ErrCorrupt when the stored value is not a valid token;
-// other errors come from Redis.
-func (s *Store) Load(ctx context.Context, key string) (wxtoken.Token, error) {
-	raw, err := s.rdb.Get(ctx, s.tokenKey(key)).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return wxtoken.Token{}, fmt.Errorf("redisstore: load %q: %w", key, wxtoken.ErrNotFound)
-	}
-	if err != nil {
-		return wxtoken.Token{}, fmt.Errorf("redisstore: load %q: %w", key, err)
-	}
-	tok, err := decodeToken(raw)
-	if err != nil {
-		return wxtoken.Token{}, fmt.Errorf("redisstore: load %q: %w", key, err)
-	}
-	return tok, nil
-}
-
-// decodeToken parses a stored record. Its errors match wxtoken.ErrCorrupt and
-// never quote the record, which may hold a token.
-func decodeToken(raw []byte) (wxtoken.Token, error) {
-	var tok wxtoken.Token
-	if err := json.Unmarshal(raw, &tok); err != nil {
-		return wxtoken.Token{}, fmt.Errorf("%w: not a JSON token record", wxtoken.ErrCorrupt)
-	}
-	if err := tok.Validate(); err != nil {
-		return wxtoken.Token{}, fmt.Errorf("%w: %v", wxtoken.ErrCorrupt, err)
-	}
-	return tok, nil
-}
-
-// Save stores tok under key with a Redis TTL equal to its remaining lifetime.
-// It refuses, with an error matching wxtoken.ErrNewerToken, when key already
-// holds a token with a later CreateTime; the check and the write are one
-// atomic script. A token that fails Validate or has already expired is not
-// written, and the error matches wxtoken.ErrInvalidToken.
-func (s *Store) Save(ctx context.Context, key string, tok wxtoken.Token) error {
-	if err := tok.Validate(); err != nil {
-		return fmt.Errorf("redisstore: save %q: %w", key, err)
-	}
-	// Redis rejects a zero TTL and a negative one deletes the key: an
-	// expired token has no business in the store anyway.
-	ttl := time.Until(tok.ExpiresAt()).Milliseconds()
-	if ttl <= 0 {
-		return fmt.Errorf("redisstore: save %q: %w: already expired", key, wxtoken.ErrInvalidToken)
-	}
-	raw, err := json.Marshal(tok)
-	if err != nil {
-		return fmt.Errorf("redisstore: save %q: encode: %w", key, err)
-	}
-	ct := tok.CreateTime
-	stored, err := s.save.Run(ctx, s.rdb, []string{s.tokenKey(key)},
-		raw, ttl, ct.Unix(), fmt.Sprintf("%09d", ct.Nanosecond()),
-		time.Now().Unix()).Int()
-	if err != nil {
-		return fmt.Errorf("redisstore: save %q: %w", key, err)
-	}
-	if stored == 0 {
-		return fmt.Errorf("redisstore: save %q: %w", key, wxtoken.ErrNewerToken)
-	}
-	return nil
-}
-
-// Lock takes the fetch lock for key, waiting while another process holds it,
-// until ctx ends. The lock lapses by itself after lease (DefaultLease when
-// lease is not positive), so a holder that dies delays the others by at most
-// lease; choose a lease longer than a fetch takes.
-//
-// The returned function releases the lock. It deletes the lock only while
-// this caller still owns it, so calling it after the lease lapsed leaves a
-// lock taken by somebody else alone (and returns nil). Calling it again after
-// a successful release does nothing.
-func (s *Store) Lock(ctx context.Context, key string, lease time.Duration) (unlock func(context.Context) error, err error) {
-	if lease <= 0 {
-		lease = DefaultLease
-	}
-	lease = max(lease, time.Millisecond) // the smallest TTL Redis knows
-	owner, err := newOwner()
-	if err != nil {
-		return nil, fmt.Errorf("redisstore: lock %q: %w", key, err)
-	}
-	lk := s.lockKey(key)
-	delay := s.retryMin
-	for {
-		ok, err := s.rdb.SetNX(ctx, lk, owner, lease).Result()
-		if err != nil {
-			return nil, fmt.Errorf("redisstore: lock %q: %w", key, err)
-		}
-		if ok {
-			return s.unlocker(key, owner), nil
-		}
-		if err := wait(ctx, jitter(delay)); err != nil {
-			return nil, fmt.Errorf("redisstore: lock %q: %w", key, err)
-		}
-		delay = min(2*delay, s.retryMax)
-	}
-}
-
-// unlocker returns the release function for a lock on key held by owner.
-func (s *Store) unlocker(key, owner string) func(context.Context) error {
-	var released atomic.Bool
-	return func(ctx context.Context) error {
-		if released.Load() {
-			return nil
-		}
-		if err := s.unlock.Run(ctx, s.rdb, []string{s.lockKey(key)}, owner).Err(); err != nil {
-			return fmt.Errorf("redisstore: unlock %q: %w", key, err)
-		}
-		released.Store(true)
-		return nil
-	}
-}
-
-// newOwner returns a random id that tells this lock holder from all others.
-func newOwner() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("random lock owner: %w", err)
-	}
-	return hex.EncodeToString(b[:]), nil
-}
-
-// jitter returns a duration between d/2 and d.
-func jitter(d time.Duration) time.Duration {
-	return d/2 + mathrand.N(d/2+1)
-}
-
-// wait sleeps for d or until ctx ends, whichever comes first.
-func wait(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}

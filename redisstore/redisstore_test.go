@@ -231,7 +231,9 @@ func TestNewerCheckReadsOtherTimeFormats(t *testing.T) {
 	t.Parallel()
 	st, rdb, _ := setup(t)
 	ctx := t.Context()
-	now := time.Now().Truncate(time.Second).UTC()
+	// A minute ago: a record dated after the Store's clock, even by
+	// milliseconds, does not count as newer (Token.NewerThan).
+	now := time.Now().Add(-time.Minute).Truncate(time.Second).UTC()
 	shanghai := time.FixedZone("CST", 8*3600)
 	newfoundland := time.FixedZone("NST", -(3*3600 + 1800))
 	for _, tc := range []struct {

@@ -1,0 +1,87 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	mathrand "math/rand/v2"
+	"sync/atomic"
+	"time"
+)
+
+// Lock takes the fetch lock for key, waiting while another process holds it,
+// until ctx ends. The lock lapses by itself after lease (DefaultLease when
+// lease is not positive), so a holder that dies delays the others by at most
+// lease; choose a lease longer than a fetch takes.
+//
+// The returned function releases the lock. It deletes the lock only while
+// this caller still owns it, so calling it after the lease lapsed leaves a
+// lock taken by somebody else alone (and returns nil). Calling it again after
+// a successful release does nothing.
+func (s *Store) Lock(ctx context.Context, key string, lease time.Duration) (unlock func(context.Context) error, err error) {
+	if lease <= 0 {
+		lease = DefaultLease
+	}
+	lease = max(lease, time.Millisecond) // the smallest TTL Redis knows
+	owner, err := newOwner()
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: lock %q: %w", key, err)
+	}
+	lk := s.lockKey(key)
+	delay := s.retryMin
+	for {
+		ok, err := s.rdb.SetNX(ctx, lk, owner, lease).Result()
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: lock %q: %w", key, err)
+		}
+		if ok {
+			return s.unlocker(key, owner), nil
+		}
+		if err := wait(ctx, jitter(delay)); err != nil {
+			return nil, fmt.Errorf("redisstore: lock %q: %w", key, err)
+		}
+		delay = min(2*delay, s.retryMax)
+	}
+}
+
+// unlocker returns the release function for a lock on key held by owner.
+func (s *Store) unlocker(key, owner string) func(context.Context) error {
+	var released atomic.Bool
+	return func(ctx context.Context) error {
+		if released.Load() {
+			return nil
+		}
+		if err := s.unlock.Run(ctx, s.rdb, []string{s.lockKey(key)}, owner).Err(); err != nil {
+			return fmt.Errorf("redisstore: unlock %q: %w", key, err)
+		}
+		released.Store(true)
+		return nil
+	}
+}
+
+// newOwner returns a random id that tells this lock holder from all others.
+func newOwner() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("random lock owner: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// jitter returns a duration between d/2 and d.
+func jitter(d time.Duration) time.Duration {
+	return d/2 + mathrand.N(d/2+1)
+}
+
+// wait sleeps for d or until ctx ends, whichever comes first.
+func wait(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,75 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/wxtoken/wxtoken"
+)
+
+// swapAttempts bounds how often Save reads and tries again when the record
+// changed between its read and its write. Each lost race means another Save
+// wrote a token newer than the one read, so the newest token loses few.
+const swapAttempts = 8
+
+// errContended is returned when every attempt of a Save lost its race.
+var errContended = errors.New("the record changed under every attempt")
+
+// Save stores tok under key with a Redis TTL equal to its remaining lifetime.
+// It refuses, with an error matching wxtoken.ErrNewerToken, when key holds a
+// token that is newer by wxtoken.Token.NewerThan; a value that Load would
+// report as corrupt is replaced. Save decides in Go on what it read, then
+// writes only if the key still holds exactly that, trying again a few times
+// when another writer came between. A token that fails Validate or has
+// already expired is not written, and the error matches
+// wxtoken.ErrInvalidToken.
+func (s *Store) Save(ctx context.Context, key string, tok wxtoken.Token) error {
+	if err := tok.Validate(); err != nil {
+		return fmt.Errorf("redisstore: save %q: %w", key, err)
+	}
+	// Redis rejects a zero TTL and a negative one deletes the key: an
+	// expired token has no business in the store anyway.
+	ttl := tok.ExpiresAt().Sub(s.now()).Milliseconds()
+	if ttl <= 0 {
+		return fmt.Errorf("redisstore: save %q: %w: already expired", key, wxtoken.ErrInvalidToken)
+	}
+	raw, err := json.Marshal(tok)
+	if err != nil {
+		return fmt.Errorf("redisstore: save %q: encode: %w", key, err)
+	}
+	if err := s.save(ctx, s.tokenKey(key), tok, string(raw), ttl); err != nil {
+		return fmt.Errorf("redisstore: save %q: %w", key, err)
+	}
+	return nil
+}
+
+// save is Save's compare-and-set loop on the token key k.
+func (s *Store) save(ctx context.Context, k string, tok wxtoken.Token, raw string, ttl int64) error {
+	for range swapAttempts {
+		cur, err := s.readRecord(ctx, k)
+		if err != nil {
+			return err
+		}
+		if old, err := cur.token(); err == nil && old.NewerThan(tok, s.now()) {
+			return wxtoken.ErrNewerToken
+		}
+		mode, want := "absent", ""
+		switch {
+		case cur.oversize():
+			mode, want = "oversize", strconv.Itoa(MaxRecordLen)
+		case cur.found:
+			mode, want = "equal", cur.raw
+		}
+		wrote, err := s.swap.Run(ctx, s.rdb, []string{k}, mode, want, raw, ttl).Int()
+		if err != nil {
+			return err
+		}
+		if wrote == 1 {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w (%d attempts)", errContended, swapAttempts)
+}
