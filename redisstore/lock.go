@@ -11,7 +11,9 @@ import (
 )
 
 // Lock takes the fetch lock for key, waiting while another process holds it,
-// until ctx ends. The lock lapses by itself after lease (DefaultLease when
+// until ctx ends; each attempt is bounded by the Store's timeout, and the
+// first attempt that fails (Redis down or silent) ends Lock with its error.
+// The lock lapses by itself after lease (DefaultLease when
 // lease is not positive), so a holder that dies delays the others by at most
 // lease; choose a lease longer than a fetch takes.
 //
@@ -31,7 +33,13 @@ func (s *Store) Lock(ctx context.Context, key string, lease time.Duration) (unlo
 	lk := s.lockKey(key)
 	delay := s.retryMin
 	for {
-		ok, err := s.rdb.SetNX(ctx, lk, owner, lease).Result()
+		ok, err := call(ctx, s, func(ctx context.Context) (bool, error) {
+			return s.rdb.SetNX(ctx, lk, owner, lease).Result()
+		}, func(ok bool, err error) {
+			if ok && err == nil {
+				s.giveBack(lk, owner) // taken after Lock had given up: nobody will release it
+			}
+		})
 		if err != nil {
 			return nil, fmt.Errorf("redisstore: lock %q: %w", key, err)
 		}
@@ -45,6 +53,14 @@ func (s *Store) Lock(ctx context.Context, key string, lease time.Duration) (unlo
 	}
 }
 
+// giveBack releases a lock whose taker has gone, on the goroutine of the
+// attempt that took it; a failure leaves it to lapse with its lease.
+func (s *Store) giveBack(lk, owner string) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
+	_ = s.unlock.Run(ctx, s.rdb, []string{lk}, owner).Err()
+}
+
 // unlocker returns the release function for a lock on key held by owner.
 func (s *Store) unlocker(key, owner string) func(context.Context) error {
 	var released atomic.Bool
@@ -52,7 +68,10 @@ func (s *Store) unlocker(key, owner string) func(context.Context) error {
 		if released.Load() {
 			return nil
 		}
-		if err := s.unlock.Run(ctx, s.rdb, []string{s.lockKey(key)}, owner).Err(); err != nil {
+		_, err := call(ctx, s, func(ctx context.Context) (struct{}, error) {
+			return struct{}{}, s.unlock.Run(ctx, s.rdb, []string{s.lockKey(key)}, owner).Err()
+		}, nil)
+		if err != nil {
 			return fmt.Errorf("redisstore: unlock %q: %w", key, err)
 		}
 		released.Store(true)

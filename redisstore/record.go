@@ -25,13 +25,16 @@ func (r record) oversize() bool { return r.size > 0 }
 // wxtoken.ErrNotFound when there is none (Redis has also dropped it once it
 // expired), and wxtoken.ErrCorrupt when the stored value is not a valid token,
 // which includes a value over MaxRecordLen bytes (left unread); other errors
-// come from Redis.
+// come from Redis, and match context.DeadlineExceeded when it did not answer
+// within the Store's timeout.
 func (s *Store) Load(ctx context.Context, key string) (wxtoken.Token, error) {
-	rec, err := s.readRecord(ctx, s.tokenKey(key))
-	if err != nil {
-		return wxtoken.Token{}, fmt.Errorf("redisstore: load %q: %w", key, err)
-	}
-	tok, err := rec.token()
+	tok, err := call(ctx, s, func(ctx context.Context) (wxtoken.Token, error) {
+		rec, err := s.readRecord(ctx, s.tokenKey(key))
+		if err != nil {
+			return wxtoken.Token{}, err
+		}
+		return rec.token()
+	}, nil)
 	if err != nil {
 		return wxtoken.Token{}, fmt.Errorf("redisstore: load %q: %w", key, err)
 	}

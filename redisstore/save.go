@@ -25,7 +25,7 @@ var errContended = errors.New("the record changed under every attempt")
 // writes only if the key still holds exactly that, trying again a few times
 // when another writer came between. A token that fails Validate or has
 // already expired is not written, and the error matches
-// wxtoken.ErrInvalidToken.
+// wxtoken.ErrInvalidToken. The whole Save is bounded by the Store's timeout.
 func (s *Store) Save(ctx context.Context, key string, tok wxtoken.Token) error {
 	if err := tok.Validate(); err != nil {
 		return fmt.Errorf("redisstore: save %q: %w", key, err)
@@ -40,7 +40,10 @@ func (s *Store) Save(ctx context.Context, key string, tok wxtoken.Token) error {
 	if err != nil {
 		return fmt.Errorf("redisstore: save %q: encode: %w", key, err)
 	}
-	if err := s.save(ctx, s.tokenKey(key), tok, string(raw), ttl); err != nil {
+	_, err = call(ctx, s, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, s.save(ctx, s.tokenKey(key), tok, string(raw), ttl)
+	}, nil)
+	if err != nil {
 		return fmt.Errorf("redisstore: save %q: %w", key, err)
 	}
 	return nil
