@@ -35,6 +35,29 @@ redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
 return 1
 `
 
+// luaLock takes the lock KEYS[1] for owner ARGV[1] with a lease of ARGV[2]
+// milliseconds and returns 1, or returns 0 when somebody holds it. A lock key
+// without a TTL (set by hand, or by a tool that forgot PX) would block every
+// fetch until deleted: it gets the lease as TTL, so that it lapses like a
+// holder that died.
+const luaLock = `
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('PTTL', KEYS[1]) == -1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+`
+
+// luaRenew extends the lease of the lock KEYS[1] to ARGV[2] milliseconds
+// while it still holds the owner ARGV[1], and returns 1; it returns 0 when the
+// lock has lapsed or belongs to somebody else.
+const luaRenew = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+`
+
 // luaUnlock deletes the lock KEYS[1] only while it still holds the owner
 // ARGV[1]: after the lease lapsed somebody else may hold it.
 const luaUnlock = `

@@ -45,7 +45,9 @@
 // and a Lock attempt, and the release of a lock against a stopped Redis.)
 // A call the Store gave up on finishes in the background within go-redis's own
 // timeouts; a Save may still land then, a lock attempt that succeeds too late is
-// released.
+// released. A lock key that someone set without a TTL is given the lease as TTL
+// at the first attempt that sees it, so it delays fetches by one lease, as a
+// holder that died would.
 //
 // For a wxtoken Client this means: while Redis is down, a replica that has a
 // token keeps serving it from memory; a cold replica pays one timeout per store
@@ -101,6 +103,8 @@ type Store struct {
 	now      func() time.Time // the clock of newest-wins and of TTLs
 	read     *redis.Script
 	swap     *redis.Script
+	lock     *redis.Script
+	renew    *redis.Script
 	unlock   *redis.Script
 	inflight sync.WaitGroup // calls still running, including those given up on
 }
@@ -159,6 +163,8 @@ func New(rdb redis.UniversalClient, opts ...Option) *Store {
 		now:      time.Now,
 		read:     redis.NewScript(luaRead),
 		swap:     redis.NewScript(luaSwap),
+		lock:     redis.NewScript(luaLock),
+		renew:    redis.NewScript(luaRenew),
 		unlock:   redis.NewScript(luaUnlock),
 	}
 	for _, opt := range opts {

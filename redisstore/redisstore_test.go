@@ -411,14 +411,19 @@ func lockedIncrement(ctx context.Context, st *Store, rdb *redis.Client, inside, 
 
 func TestDeadHolderDelaysOthersAtMostTheLease(t *testing.T) {
 	t.Parallel()
-	st, _, _ := setup(t, WithLockRetry(time.Millisecond, 10*time.Millisecond))
+	st, _, srv := setup(t, WithLockRetry(time.Millisecond, 10*time.Millisecond))
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	const lease = 300 * time.Millisecond
 
+	// The holder "dies": its connection to Redis is gone, so nothing renews
+	// its lease any more.
+	holderRdb := srv.NewClient(t)
+	holder := New(holderRdb)
 	start := time.Now()
-	_, err := st.Lock(ctx, "wxapp1", lease) // the holder then "dies": no unlock
+	unlockDead, err := holder.Lock(ctx, "wxapp1", lease)
 	require.NoError(t, err)
+	require.NoError(t, holderRdb.Close())
 
 	unlock, err := st.Lock(ctx, "wxapp1", lease)
 	waited := time.Since(start)
@@ -428,6 +433,7 @@ func TestDeadHolderDelaysOthersAtMostTheLease(t *testing.T) {
 	// expires it, and should come soon after.
 	assert.GreaterOrEqual(t, waited, lease-50*time.Millisecond)
 	assert.Less(t, waited, lease+2*time.Second)
+	require.Error(t, unlockDead(ctx), "the dead holder's client is closed")
 }
 
 func TestUnlockAfterLeaseLeavesNewOwnersLock(t *testing.T) {
