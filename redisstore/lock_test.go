@@ -5,8 +5,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/wxtoken/wxtoken/internal/redistest"
 )
 
 // A holder whose work outlasts the lease keeps the lock: its lease is renewed
@@ -112,4 +115,50 @@ func TestRenewalsStopWhenTheLockIsTaken(t *testing.T) {
 	got, err := rdb.Get(ctx, lk).Result()
 	require.NoError(t, err)
 	assert.Equal(t, "other", got, "A's unlock left the other owner's lock alone")
+}
+
+// holdHook holds every command to script sha until release is closed, then
+// sends it whatever its context says, as a command already on the wire would
+// reach Redis.
+type holdHook struct {
+	sha     string
+	release chan struct{}
+}
+
+func (h *holdHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *holdHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if args := cmd.Args(); len(args) > 1 && cmd.Name() == "evalsha" && args[1] == h.sha {
+			<-h.release
+			return next(context.WithoutCancel(ctx), cmd)
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *holdHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// A lock attempt that Redis grants after Lock gave up is released at once:
+// nobody holds its unlock, and it would otherwise block the others for a
+// whole lease.
+func TestLockTakenAfterLockGaveUpIsReleased(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	rdb := srv.NewClient(t)
+	// Loaded, so that the held EVALSHA alone takes the lock.
+	sha, err := redis.NewScript(luaLock).Load(t.Context(), rdb).Result()
+	require.NoError(t, err)
+	h := &holdHook{sha: sha, release: make(chan struct{})}
+	rdb.AddHook(h)
+	st := New(rdb, WithTimeout(50*time.Millisecond))
+
+	_, err = st.Lock(t.Context(), "wxapp1", time.Hour)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	close(h.release) // the attempt reaches Redis now, and takes the lock
+	st.inflight.Wait()
+
+	n, err := srv.NewClient(t).Exists(t.Context(), "wxtoken:{wxapp1}:lock").Result()
+	require.NoError(t, err)
+	assert.Zero(t, n, "the late lock was left for its lease")
 }
