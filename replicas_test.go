@@ -150,9 +150,13 @@ func TestRedisDeadLockHolderDelaysAtMostTheLease(t *testing.T) {
 			rs := redistest.Start(t)
 			srv := wxtest.NewHandler()
 			st := redisstore.New(rs.NewClient(t))
-			// A holder that takes the lock and dies: unlock is never called.
-			_, err := st.Lock(t.Context(), tc.key, lease)
+			// A holder that takes the lock and dies: its connection goes, so
+			// nothing renews its lease, and unlock is never called.
+			holderRdb := rs.NewClient(t)
+			unlockDead, err := redisstore.New(holderRdb).Lock(t.Context(), tc.key, lease)
 			require.NoError(t, err)
+			require.NoError(t, holderRdb.Close())
+			defer func() { _ = unlockDead(context.Background()) }() // stops its renewal goroutine
 			c := newReplica(t, srv, st, tc.opts...)
 
 			began := time.Now()
