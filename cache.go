@@ -298,7 +298,7 @@ func (c *Client) obtainSafely(ctx context.Context, req request, deliver deliverF
 // than the Store holding it), which alone opens the failure gate.
 func (c *Client) finish(cl *call, tok Token, fetched bool, err error) Token {
 	var before *sharedFailure
-	cl.tok, cl.err, before = c.settle(cl, tok, fetched, err)
+	cl.tok, before, cl.err = c.settle(cl, tok, fetched, err)
 	close(cl.done)
 	c.observeGate(before)
 	return cl.tok
@@ -323,7 +323,7 @@ func (c *Client) observeGate(before *sharedFailure) {
 
 // settle records the outcome of a shared fetch and returns what its waiters
 // get, and the gate's failure as it was before.
-func (c *Client) settle(cl *call, tok Token, fetched bool, err error) (_ Token, _ error, gateBefore *sharedFailure) {
+func (c *Client) settle(cl *call, tok Token, fetched bool, err error) (_ Token, gateBefore *sharedFailure, _ error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	gateBefore = c.gate.shared
@@ -351,7 +351,7 @@ func (c *Client) settle(cl *call, tok Token, fetched bool, err error) (_ Token, 
 		c.storeFailures++
 		d := doubled(backoffBase, backoffMax, c.storeFailures)
 		c.retryAtLocked(now.Add(d + rand.N(d/2+1)))
-		return tok, err, gateBefore
+		return tok, gateBefore, err
 	default:
 		c.gate.record(err, now)
 	}
@@ -360,7 +360,7 @@ func (c *Client) settle(cl *call, tok Token, fetched bool, err error) (_ Token, 
 	} else {
 		c.scheduleRetryLocked()
 	}
-	return tok, err, gateBefore
+	return tok, gateBefore, err
 }
 
 // ownRefusal reports whether err is one of the Client's own refusals to call
