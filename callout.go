@@ -71,7 +71,7 @@ func (c *Client) panicError(what string, p any) error {
 	c.mu.Lock()
 	known := []string{c.cur.Load().tok.AccessToken, c.rejected, c.lastReplacement.AccessToken}
 	c.mu.Unlock()
-	text := c.fetcher.redact(fmt.Sprint(p), known...)
+	text := c.redact(fmt.Sprint(p), known...)
 	err := fmt.Errorf("wxtoken: panic in %s: %s", what, text)
 	c.log.Error("wxtoken: recovered from a panic", "appid", c.appID, "err", err)
 	return err
@@ -133,10 +133,40 @@ func (c *Client) unlockStore(unlock func(context.Context) error) error {
 	return err
 }
 
-// fetchUpstream asks WeChat's token endpoint through the HTTP client, whose
-// RoundTripper is user code too.
-func (c *Client) fetchUpstream(ctx context.Context, force bool) (Token, error) {
-	return callout(ctx, c, "the token request", func(ctx context.Context) (Token, error) {
-		return c.fetcher.fetch(ctx, force)
+// redact scrubs text of the Source's secrets and of tokens.
+func (c *Client) redact(text string, tokens ...string) string {
+	text = redactText(c.src, text)
+	var r redactor
+	for _, tok := range tokens {
+		if tok != "" {
+			r = append(r, tokenRedaction(tok))
+		}
+	}
+	return r.text(text)
+}
+
+// fetchUpstream asks the Source for a credential; it and the HTTP client's
+// RoundTripper are user code too.
+func (c *Client) fetchUpstream(ctx context.Context, req FetchRequest) (Token, error) {
+	req.HTTPClient = c.hc
+	if c.cfg.baseURLSet {
+		req.BaseURL = c.cfg.baseURL
+	}
+	started := time.Now()
+	tok, err := callout(ctx, c, "Source.Fetch", func(ctx context.Context) (Token, error) {
+		return c.src.Fetch(ctx, req)
 	}, nil)
+	if err == nil && tok.CreateTime.IsZero() {
+		tok.CreateTime = started // a Source may leave the date to the Client
+	}
+	if err == nil {
+		err = tok.Validate() // a Source of the user's own must not break the Client either
+		if err != nil {
+			err = fmt.Errorf("%w: %w", ErrMalformedResponse, err)
+		}
+	}
+	if err != nil {
+		err = redactor{tokenRedaction(req.Rejected), tokenRedaction(req.Current.AccessToken)}.err(err)
+	}
+	return tok, err
 }

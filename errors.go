@@ -39,14 +39,42 @@ var (
 	// sending anything, for a request to an origin that is not the Client's API
 	// origin (WithBaseURL, WithAPIOrigins): the access_token must not reach it.
 	ErrForeignOrigin = errors.New("wxtoken: transport: not an API origin; the access_token is not sent there")
+	// ErrNotAccessToken is matched by the error a Transport returns, without
+	// sending anything, when its Client's credential is not an access_token
+	// (a JS-SDK ticket): sent as one, it would be rejected, and the rejection
+	// would make the ticket Client fetch again and again.
+	ErrNotAccessToken = errors.New("wxtoken: transport: the Client's credential is not an access_token")
 )
 
 // APIError is an error WeChat reported in its JSON body: {"errcode":N,"errmsg":"..."}.
 // WeChat sends these with HTTP status 200.
+//
+// What an errcode means depends on where it came from: 40001 from a token
+// endpoint is a wrong secret (permanent), from a business API a rejected token.
+// Kind says which; errors the library builds always set it.
 type APIError struct {
 	Code int    // errcode
-	Msg  string // errmsg
+	Msg  string // errmsg, scrubbed of secrets and tokens
+	// Endpoint is the path of the API that answered, such as "/cgi-bin/token";
+	// "" when not known.
+	Endpoint string
+	// Kind classifies the error where it was made. KindUnknown (the zero
+	// value, for an APIError built by hand) is classified by Code alone, as
+	// the access_token endpoint's table says.
+	Kind ErrorKind
 }
+
+// ErrorKind classifies an APIError.
+type ErrorKind uint8
+
+// The kinds of APIError.
+const (
+	KindUnknown       ErrorKind = iota // classified by Code alone
+	KindRetryable                      // worth another try after a backoff: busy, a minute quota
+	KindPermanent                      // will not go away by retrying soon: wrong credentials, IP, daily quota
+	KindTokenRejected                  // a business API rejected the access_token it was given
+	KindBusiness                       // a business API's own error, not about the token
+)
 
 // Error reads "wxtoken: errcode N: errmsg".
 func (e *APIError) Error() string {
@@ -100,7 +128,7 @@ const (
 func IsPermanent(err error) bool {
 	var apiErr *APIError
 	if errors.As(err, &apiErr) {
-		return isPermanentCode(apiErr.Code)
+		return apiErr.Kind == KindPermanent || (apiErr.Kind == KindUnknown && isPermanentCode(apiErr.Code))
 	}
 	var st *StatusError
 	if errors.As(err, &st) {
@@ -129,7 +157,8 @@ func IsRetryable(err error) bool {
 		errors.Is(err, context.Canceled) {
 		return false
 	}
-	return true
+	var apiErr *APIError
+	return !errors.As(err, &apiErr) || apiErr.Kind != KindBusiness
 }
 
 // IsQuota reports whether err is one of WeChat's quota errors: 45009 (daily
@@ -141,10 +170,21 @@ func IsQuota(err error) bool {
 
 // IsTokenRejected reports whether err is a business API's verdict that the
 // access_token it was given is invalid, superseded or expired (40001, 40014,
-// 42001): the caller should Invalidate that token and retry once.
+// 42001): the caller should Invalidate that token and retry once. A token
+// endpoint's 40001 (a wrong secret) is not one.
 func IsTokenRejected(err error) bool {
 	var apiErr *APIError
-	return errors.As(err, &apiErr) && isRejectionCode(apiErr.Code)
+	return errors.As(err, &apiErr) && (apiErr.Kind == KindTokenRejected ||
+		(apiErr.Kind == KindUnknown && isRejectionCode(apiErr.Code)))
+}
+
+// tokenEndpointKind classifies an errcode answered by the access_token
+// endpoints (/cgi-bin/token, /cgi-bin/stable_token).
+func tokenEndpointKind(code int) ErrorKind {
+	if isPermanentCode(code) {
+		return KindPermanent
+	}
+	return KindRetryable
 }
 
 func isRejectionCode(code int) bool {

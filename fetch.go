@@ -27,33 +27,74 @@ const maxErrMsgLen = 256
 // maxStatusLen bounds the HTTP status line kept in a StatusError.
 const maxStatusLen = 128
 
-// fetcher calls one of WeChat's two token endpoints.
-type fetcher struct {
-	hc      *http.Client // never follows a redirect
-	baseURL string
-	appID   string
+// officialSource is the Source of an Official Account's (or Mini Program's)
+// access_token: GET /cgi-bin/token, or POST /cgi-bin/stable_token in stable
+// mode, whose force_refresh it can use within WeChat's limits.
+type officialSource struct {
+	appID string
 	// secret is behind a function so that printers walking the Client by
 	// reflection (fmt's %#v, spew, go-cmp) meet a func value, not the text.
 	secret func() string
 	stable bool
 }
 
-// newFetcher returns the fetcher of a Client built with cfg. It copies the
-// configured *http.Client rather than changing the caller's, and makes the copy
-// stop at any redirect: following one would hand the secret (in the query or
-// the stable_token body, and in the Referer) to whatever host the redirect names.
-func newFetcher(cfg config, appID, secret string, log *slog.Logger) fetcher {
+func newOfficialSource(appID, secret string, stable bool) *officialSource {
+	return &officialSource{appID: appID, secret: func() string { return secret }, stable: stable}
+}
+
+// Fetch asks the token endpoint for a token.
+func (s *officialSource) Fetch(ctx context.Context, req FetchRequest) (Token, error) {
+	f := s.fetcher(req.HTTPClient, req.BaseURL)
+	return f.fetch(ctx, req.Force)
+}
+
+// Info names the account; in stable mode the Source can force, 20 times a day
+// and 30 s apart (WeChat's limits for force_refresh).
+func (s *officialSource) Info() SourceInfo {
+	info := SourceInfo{Name: s.appID + " access_token", AppID: s.appID}
+	if s.stable {
+		info.Name = s.appID + " stable access_token"
+		info.ForcePerDay, info.ForceInterval = forcePerDay, forceInterval
+	}
+	return info
+}
+
+// Redact removes the app secret, in every form, from text.
+func (s *officialSource) Redact(text string) string {
+	return s.fetcher(nil, "").redact(text)
+}
+
+// fetcher returns the fetcher that calls WeChat through hc at baseURL
+// (DefaultBaseURL when empty).
+func (s *officialSource) fetcher(hc *http.Client, baseURL string) *fetcher {
+	if baseURL == "" {
+		baseURL = DefaultBaseURL
+	}
+	return &fetcher{hc: hc, baseURL: baseURL, appID: s.appID, secret: s.secret, stable: s.stable}
+}
+
+// fetcher calls one of WeChat's two token endpoints.
+type fetcher struct {
+	hc      *http.Client // never follows a redirect
+	baseURL string
+	appID   string
+	secret  func() string
+	stable  bool
+}
+
+// redirectSafe returns the HTTP client a Client built with cfg calls WeChat
+// through. It copies the configured *http.Client rather than changing the
+// caller's, and makes the copy stop at any redirect: following one would hand
+// the secret (in the query or the stable_token body, and in the Referer) to
+// whatever host the redirect names.
+func redirectSafe(configured *http.Client) *http.Client {
 	hc := &http.Client{Timeout: DefaultHTTPTimeout}
-	if cfg.httpClient != nil {
-		copied := *cfg.httpClient
+	if configured != nil {
+		copied := *configured
 		hc = &copied
 	}
 	hc.CheckRedirect = stopAtRedirect
-	warnCleartext(cfg.baseURL, log)
-	return fetcher{
-		hc: hc, baseURL: cfg.baseURL, appID: appID, stable: cfg.stable,
-		secret: func() string { return secret },
-	}
+	return hc
 }
 
 // stopAtRedirect makes http.Client hand back a redirect as it is; fetch turns
@@ -105,7 +146,12 @@ func (f *fetcher) fetch(ctx context.Context, force bool) (Token, error) {
 		return Token{}, &StatusError{StatusCode: resp.StatusCode,
 			Status: upstreamText(f.redactor(), resp.Status, maxStatusLen)}
 	}
-	return decodeAnswer(body, started, f.redactor())
+	tok, err := decodeAnswer(body, started, f.redactor())
+	var apiErr *APIError
+	if errors.As(err, &apiErr) {
+		apiErr.Endpoint = req.URL.Path
+	}
+	return tok, err
 }
 
 func (f *fetcher) newRequest(ctx context.Context, force bool) (*http.Request, error) {
@@ -192,7 +238,8 @@ func decodeAnswer(body []byte, created time.Time, r redactor) (Token, error) {
 		if resp.AccessToken != "" {
 			r = append(r, tokenRedaction(resp.AccessToken))
 		}
-		return Token{}, &APIError{Code: resp.ErrCode, Msg: upstreamText(r, resp.ErrMsg, maxErrMsgLen)}
+		return Token{}, &APIError{Code: resp.ErrCode, Msg: upstreamText(r, resp.ErrMsg, maxErrMsgLen),
+			Kind: tokenEndpointKind(resp.ErrCode)}
 	}
 	tok := Token{AccessToken: resp.AccessToken, ExpiresIn: resp.ExpiresIn, CreateTime: created}
 	if err := tok.Validate(); err != nil {

@@ -17,7 +17,7 @@ func TestDecodeTokenResponse(t *testing.T) {
 	assert.Equal(t, Token{AccessToken: "ACCESS", ExpiresIn: 7200, CreateTime: created}, tok)
 
 	_, err = decodeTokenResponse([]byte(`{"errcode":40013,"errmsg":"invalid appid"}`), created)
-	assert.Equal(t, &APIError{Code: 40013, Msg: "invalid appid"}, err)
+	assert.Equal(t, &APIError{Code: 40013, Msg: "invalid appid", Kind: KindPermanent}, err)
 
 	long := strings.Repeat("x", 1000)
 	_, err = decodeTokenResponse([]byte(`{"errcode":-1,"errmsg":"`+long+`"}`), created)

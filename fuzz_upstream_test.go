@@ -63,13 +63,10 @@ func FuzzUpstreamAnswers(f *testing.F) {
 				Body: io.NopCloser(strings.NewReader(answer)), Request: req,
 			}, nil
 		})
-		cfg := defaultConfig()
-		cfg.httpClient = &http.Client{Transport: rt}
-		cfg.stable = stable
-		fe := newFetcher(cfg, testAppID, fuzzSecret, quietLogger())
+		src := newOfficialSource(testAppID, fuzzSecret, stable)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		tok, err := fe.fetch(ctx, false)
+		tok, err := src.Fetch(ctx, FetchRequest{HTTPClient: redirectSafe(&http.Client{Transport: rt})})
 		if ctx.Err() != nil {
 			t.Fatalf("the fetch hung: %v", err)
 		}

@@ -54,19 +54,25 @@ func (c *Client) obtain(ctx context.Context, req request, deliver deliverFunc) e
 		c.log.Warn("wxtoken: store unavailable and no valid token to serve; fetching without its lock",
 			"appid", c.appID, "key", c.key, "err", lockErr)
 	}
+	current := stored
 	if locked {
 		if tok, ok := c.cachedFor(req); ok {
 			deliver(tok, false)
 			return nil
 		}
-		if tok, ok := c.reload(ctx, req); ok {
+		stored, err := c.load(ctx)
+		if tok, ok := c.adopt(stored, err, req); ok {
 			deliver(tok, false)
 			return nil
 		}
+		current = stored
 	}
-	tok, err := c.fetchNew(ctx, req, locked || c.locker == nil)
+	tok, err := c.fetchNew(ctx, req, current, locked || c.locker == nil)
 	if err != nil {
 		return err
+	}
+	if tok.Refresh == "" {
+		tok.Refresh = current.Refresh // never lose a refresh token a Source did not replace
 	}
 	tok.Rejections = c.rejectionsAfter(req, time.Now())
 	deliver(tok, true)
@@ -165,14 +171,16 @@ func (c *Client) usable(tok Token, req request, now time.Time) bool {
 	return now.Before(staleAt) || (!haveValid && now.Before(expireAt))
 }
 
-// fetchNew asks WeChat for a token. In stable mode, normal mode comes first; a
-// force refresh follows only when WeChat hands back the very token rejected,
+// fetchNew asks the Source for a credential, handing it current, the Store's
+// record. For a Source that can force (stable_token), normal mode comes first;
+// a force refresh follows only when WeChat hands back the very token rejected,
 // mayForce holds (the Store's lock is held, where it has one: a force refresh
 // kills the previous token at once, so two replicas must never both force),
 // and the fleet's budget booked in the Store allows it.
-func (c *Client) fetchNew(ctx context.Context, req request, mayForce bool) (Token, error) {
-	tok, err := c.fetchCounted(ctx, false)
-	if err != nil || !c.cfg.stable || req.renewal() || tok.AccessToken != req.bad.AccessToken {
+func (c *Client) fetchNew(ctx context.Context, req request, current Token, mayForce bool) (Token, error) {
+	fr := FetchRequest{Rejected: req.bad.AccessToken, Current: current}
+	tok, err := c.fetchCounted(ctx, fr)
+	if err != nil || c.info.ForcePerDay <= 0 || req.renewal() || tok.AccessToken != req.bad.AccessToken {
 		return tok, err
 	}
 	if !mayForce {
@@ -183,17 +191,19 @@ func (c *Client) fetchNew(ctx context.Context, req request, mayForce bool) (Toke
 		return Token{}, err
 	}
 	c.stats.forceRefreshes.Add(1)
-	return c.fetchCounted(ctx, true)
+	fr.Force = true
+	return c.fetchCounted(ctx, fr)
 }
 
 // shortLifetime is the lifetime below which a token cannot be renewed ahead of
 // its expiry, renewals being at most one per minRenewInterval.
 const shortLifetime = 2 * minRenewInterval
 
-func (c *Client) fetchCounted(ctx context.Context, force bool) (Token, error) {
+func (c *Client) fetchCounted(ctx context.Context, req FetchRequest) (Token, error) {
+	force := req.Force
 	c.stats.fetches.Add(1)
 	start := time.Now()
-	tok, err := c.fetchUpstream(ctx, force)
+	tok, err := c.fetchUpstream(ctx, req)
 	if c.cfg.observer != nil {
 		c.observe(Event{Kind: EventFetch, Outcome: outcomeOf(err), Duration: time.Since(start), Force: force, Err: err})
 	}

@@ -27,6 +27,7 @@ type config struct {
 	store         Store
 	httpClient    *http.Client
 	baseURL       string
+	baseURLSet    bool // WithBaseURL was given: Sources get it, else use their own
 	refreshBefore time.Duration
 	stable        bool
 	logger        *slog.Logger
@@ -74,7 +75,9 @@ func WithHTTPClient(hc *http.Client) Option { return func(c *config) { c.httpCli
 // also where a Transport sends the access_token (see WithAPIOrigins). A plain
 // http URL other than a loopback address is accepted with a warning in the
 // log: the secret then crosses the network unencrypted.
-func WithBaseURL(u string) Option { return func(c *config) { c.baseURL = u } }
+func WithBaseURL(u string) Option {
+	return func(c *config) { c.baseURL, c.baseURLSet = u, true }
+}
 
 // WithAPIOrigins names origins, such as "https://api.weixin.qq.com", to which a
 // Transport may send the access_token besides the base URL's. Each is a scheme

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -30,6 +31,13 @@ type Token struct {
 	// out the replacement of rejected tokens by it (see WithRejectGuard), and
 	// Stores keep it with the token so that every replica spaces them alike.
 	Rejections int `json:"rejections,omitempty"`
+
+	// Refresh is a refresh token that comes with the credential, such as an
+	// Open Platform authorizer's authorizer_refresh_token: what obtains the
+	// next one. A record with Refresh never lapses from a Store (no TTL), and
+	// the Refresh a Source returns replaces the stored one in the same Save;
+	// a Source that returns none keeps the stored one.
+	Refresh string `json:"refresh_token,omitempty"`
 }
 
 // ExpiresAt reports when WeChat stops accepting the token.
@@ -83,6 +91,8 @@ func (t Token) Validate() error {
 			ErrInvalidToken, len(t.AccessToken), MaxTokenLen)
 	case !printable(t.AccessToken):
 		return fmt.Errorf("%w: access_token has a byte outside printable ASCII", ErrInvalidToken)
+	case len(t.Refresh) > MaxTokenLen || (t.Refresh != "" && !printable(t.Refresh)):
+		return fmt.Errorf("%w: refresh_token is over %d bytes or not printable ASCII", ErrInvalidToken, MaxTokenLen)
 	case t.ExpiresIn <= 0:
 		return fmt.Errorf("%w: expires_in %d is not positive", ErrInvalidToken, t.ExpiresIn)
 	case t.ExpiresIn > maxExpiresIn:
@@ -110,13 +120,15 @@ func printable(s string) bool {
 type Client struct {
 	cur atomic.Pointer[entry] // never nil: emptyEntry until a token is cached
 
-	cfg     config
-	appID   string
-	key     string
-	store   Store
-	locker  Locker // nil when the store cannot lock
-	fetcher fetcher
-	log     *slog.Logger
+	cfg    config
+	appID  string
+	key    string
+	store  Store
+	locker Locker // nil when the store cannot lock
+	src    Source
+	info   SourceInfo   // what src tells about itself, defaults filled in
+	hc     *http.Client // the HTTP client Sources get: never follows a redirect
+	log    *slog.Logger
 
 	ctx    context.Context // cancelled by Close; parent of every shared fetch
 	cancel context.CancelFunc
@@ -156,26 +168,58 @@ type Client struct {
 // secret, or an invalid option value, is an error; so is a store key (see
 // WithStoreKey) that FileStore would refuse, whatever the Store: the error then
 // matches ErrInvalidKey.
+//
+// New is NewClient with the Official Account's Source (plain or, with
+// WithStableToken, stable) under the key appID (appID + ".stable"). Mini
+// Programs use the same endpoints: New works for them unchanged.
 func New(appID, appSecret string, opts ...Option) (*Client, error) {
 	if err := checkCredentials(appID, appSecret); err != nil {
 		return nil, err
 	}
+	cfg := newConfig(opts)
+	return newClient(defaultKey(appID, cfg.stable), newOfficialSource(appID, appSecret, cfg.stable), cfg)
+}
+
+// NewClient returns a Client for the credential src obtains, kept under key in
+// the Store (WithStoreKey overrides it). Everything the Client does for the
+// access_token it does for any Source: the lock-free Get, one fetch at a time
+// per key across the processes sharing the Store, refresh ahead, the failure
+// gate, store sync, Invalidate and the rejection backoff. Like New it does no
+// I/O; the key must pass the rule WithStoreKey states (ErrInvalidKey).
+func NewClient(key string, src Source, opts ...Option) (*Client, error) {
+	if src == nil {
+		return nil, errors.New("wxtoken: NewClient: nil Source")
+	}
+	return newClient(key, src, newConfig(opts))
+}
+
+// newConfig applies opts to the defaults.
+func newConfig(opts []Option) config {
 	cfg := defaultConfig()
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	if err := cfg.normalize(); err != nil {
-		return nil, err
-	}
-	c := &Client{cfg: cfg, appID: appID, log: cfg.logger, store: cfg.store, key: cfg.key}
-	if c.key == "" {
-		c.key = defaultKey(appID, cfg.stable)
+	return cfg
+}
+
+func newClient(key string, src Source, cfg config) (*Client, error) {
+	if cfg.key != "" {
+		key = cfg.key
 	}
 	// Every Store gets keys a FileStore could use, checked before any I/O, so
 	// that a bad key fails here rather than on each Load, Save and Lock.
-	if err := checkKey(c.key); err != nil {
+	if err := checkKey(key); err != nil {
 		return nil, fmt.Errorf("wxtoken: store key: %w", err)
 	}
+	info := sourceInfo(src, key)
+	if !cfg.baseURLSet {
+		cfg.baseURL = info.APIOrigin
+	}
+	if err := cfg.normalize(); err != nil {
+		return nil, err
+	}
+	c := &Client{cfg: cfg, appID: info.AppID, log: cfg.logger, store: cfg.store, key: key,
+		src: src, info: info, hc: redirectSafe(cfg.httpClient)}
 	if c.log == nil {
 		c.log = defaultLogger()
 	}
@@ -183,7 +227,7 @@ func New(appID, appSecret string, opts ...Option) (*Client, error) {
 		c.store = defaultStore(c.log)
 	}
 	c.locker, _ = c.store.(Locker)
-	c.fetcher = newFetcher(cfg, appID, appSecret, c.log)
+	warnCleartext(cfg.baseURL, c.log)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.cur.Store(emptyEntry)
 	c.mu.Lock()

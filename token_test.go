@@ -224,7 +224,12 @@ func TestErrcodeClasses(t *testing.T) {
 			_, err := c.Get(context.Background())
 			var apiErr *APIError
 			require.ErrorAs(t, err, &apiErr)
-			assert.Equal(t, &APIError{Code: tc.code, Msg: "from wechat"}, apiErr)
+			kind := KindRetryable
+			if tc.permanent {
+				kind = KindPermanent
+			}
+			assert.Equal(t, &APIError{Code: tc.code, Msg: "from wechat", Endpoint: "/cgi-bin/token", Kind: kind}, apiErr)
+			assert.False(t, IsTokenRejected(err), "a token endpoint's errcode is not a rejected token")
 			assert.Equal(t, fmt.Sprintf("wxtoken: errcode %d: from wechat", tc.code), apiErr.Error())
 			assert.Equal(t, tc.permanent, IsPermanent(err), "permanent")
 			assert.Equal(t, tc.retryable, IsRetryable(err), "retryable")
@@ -381,7 +386,7 @@ func TestPanickingTransportGivesErrors(t *testing.T) {
 		wg.Go(func() {
 			_, err := c.Get(context.Background())
 			require.Error(t, err)
-			assert.Contains(t, err.Error(), "panic in the token request")
+			assert.Contains(t, err.Error(), "panic in Source.Fetch")
 			assert.Contains(t, err.Error(), "transport exploded")
 			assert.NotContains(t, err.Error(), "s3cr3t")
 		})

@@ -75,6 +75,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeRequestBody(req)
 		return nil, errors.New("wxtoken: Transport has no Client")
 	}
+	if t.Client.info.NotAccessToken {
+		closeRequestBody(req)
+		return nil, fmt.Errorf("%w (%s)", ErrNotAccessToken, t.Client.info.Name)
+	}
 	// Checked on every call, so on every redirect hop too: http.Client sends
 	// each hop through RoundTrip.
 	if origin := originOf(req.URL); !contains(t.Client.cfg.origins, origin) {

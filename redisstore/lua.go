@@ -14,7 +14,8 @@ if n > tonumber(ARGV[1]) then return n end
 return redis.call('GET', KEYS[1])
 `
 
-// luaSwap sets KEYS[1] to ARGV[3] with a TTL of ARGV[4] milliseconds, but only
+// luaSwap sets KEYS[1] to ARGV[3] with a TTL of ARGV[4] milliseconds (none
+// when ARGV[4] is 0: a record with a refresh token must not lapse), but only
 // while the key is as Save last read it, and returns 1 when it wrote, 0 when
 // the key had changed. ARGV[1] says what Save read: "absent" (no key),
 // "oversize" (a value longer than ARGV[2] bytes) or "equal" (exactly the bytes
@@ -31,7 +32,11 @@ else
     return 0
   end
 end
-redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+if ARGV[4] == '0' then
+  redis.call('SET', KEYS[1], ARGV[3])
+else
+  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+end
 return 1
 `
 

@@ -95,6 +95,23 @@ func TestTTLIsRemainingLifetime(t *testing.T) {
 	assert.Greater(t, ttl, before-5*time.Second)
 }
 
+// A record with a refresh token never lapses: it is what obtains the next
+// credential. It keeps no TTL, even once its access token expired.
+func TestRecordWithRefreshTokenHasNoTTL(t *testing.T) {
+	t.Parallel()
+	st, rdb, _ := setup(t)
+	ctx := t.Context()
+	tok := tokenAt(time.Now().Add(-3*time.Hour), "tok-expired")
+	tok.Refresh = "refresh-1"
+	require.NoError(t, st.Save(ctx, "authorizer", tok))
+	ttl, err := rdb.PTTL(ctx, "wxtoken:{authorizer}").Result()
+	require.NoError(t, err)
+	assert.Equal(t, time.Duration(-1), ttl, "no TTL")
+	got, err := st.Load(ctx, "authorizer")
+	require.NoError(t, err)
+	assert.Equal(t, "refresh-1", got.Refresh)
+}
+
 func TestCustomPrefix(t *testing.T) {
 	t.Parallel()
 	st, rdb, _ := setup(t, WithPrefix("shop1:"))

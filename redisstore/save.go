@@ -18,7 +18,9 @@ const swapAttempts = 8
 // errContended is returned when every attempt of a Save lost its race.
 var errContended = errors.New("the record changed under every attempt")
 
-// Save stores tok under key with a Redis TTL equal to its remaining lifetime.
+// Save stores tok under key with a Redis TTL equal to its remaining lifetime,
+// or none when tok has a Refresh token: that record is what obtains the next
+// credential, and must live as long as Redis keeps its data.
 // It refuses, with an error matching wxtoken.ErrNewerToken, when key holds a
 // token that is newer by wxtoken.Token.NewerThan; a value that Load would
 // report as corrupt is replaced. Save decides in Go on what it read, then
@@ -33,7 +35,10 @@ func (s *Store) Save(ctx context.Context, key string, tok wxtoken.Token) error {
 	// Redis rejects a zero TTL and a negative one deletes the key: an
 	// expired token has no business in the store anyway.
 	ttl := tok.ExpiresAt().Sub(s.now()).Milliseconds()
-	if ttl <= 0 {
+	switch {
+	case tok.Refresh != "":
+		ttl = 0 // no TTL
+	case ttl <= 0:
 		return fmt.Errorf("redisstore: save %q: %w: already expired", key, wxtoken.ErrInvalidToken)
 	}
 	raw, err := json.Marshal(tok)
