@@ -277,3 +277,29 @@ func TestWithBuckets(t *testing.T) {
 	_, err = wxtokenotel.New(wxtokenotel.WithMeterProvider(m.provider), wxtokenotel.WithBuckets(1, 1))
 	assert.EqualError(t, err, "wxtokenotel: histogram bounds must be increasing")
 }
+
+// Clients on many goroutines reporting at once lose no count, while the
+// Observer builds attribute sets for keys, kinds and outcomes it sees first.
+func TestConcurrentObserveCountsEveryEvent(t *testing.T) {
+	m := newMeter(t)
+	obs, err := wxtokenotel.New(wxtokenotel.WithMeterProvider(m.provider))
+	require.NoError(t, err)
+	const goroutines, each = 8, 500
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range each {
+				obs.Observe(wxtoken.Event{
+					Kind: wxtoken.EventKind(1 + i%8), Outcome: wxtoken.Outcome(1 + g%8),
+					Key: fmt.Sprintf("key-%d", i%3), Duration: time.Millisecond,
+				})
+			}
+		})
+	}
+	wg.Wait()
+	var total int64
+	for _, p := range m.collect(t)["wxtoken.events"].(metricdata.Sum[int64]).DataPoints {
+		total += p.Value
+	}
+	assert.Equal(t, int64(goroutines*each), total)
+}
