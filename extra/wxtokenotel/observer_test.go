@@ -168,6 +168,7 @@ func TestObserverExportsWhatTheClientDid(t *testing.T) {
 		_, err = c.Get(ctx)
 		require.Error(t, err)
 		require.True(t, wxtoken.IsPermanent(err), "%v", err)
+		synctest.Wait() // the fetch reports the gate after it hands its waiters the error
 		key := rec.all()[0].Key
 		require.NotEmpty(t, key)
 		got := m.collect(t)
@@ -184,6 +185,7 @@ func TestObserverExportsWhatTheClientDid(t *testing.T) {
 		time.Sleep(time.Minute) // the cool-down, in the bubble's time
 		first, err := c.Get(ctx)
 		require.NoError(t, err)
+		synctest.Wait()
 		got = m.collect(t)
 		assert.Equal(t, int64(0), gauge[int64](t, got["wxtoken.gate.shut"], key), "a fetch opened the gate")
 		assert.Equal(t, float64(0), gauge[float64](t, got["wxtoken.gate.open_at"], key))
@@ -202,11 +204,14 @@ func TestObserverExportsWhatTheClientDid(t *testing.T) {
 		assert.Equal(t, timed, samples(t, got["wxtoken.duration"]), "one sample per timed event")
 		for l, n := range map[string]int64{
 			"fetch/permanent": 1, "fetch/ok": 2, "gate_shut/permanent": 1, "gate_open/ok": 1,
-			"wait/permanent": 1, "wait/ok": 2, "invalidate/ok": 1, "store_save/ok": 2,
+			"wait/permanent": 1, "wait/ok": 2, "invalidate/ok": 1,
 		} {
 			assert.Equal(t, n, events[l], l)
 		}
+		// How often the Store is read and written depends on when the Client's
+		// store sync runs, which the minutes slept above may coincide with.
 		assert.NotZero(t, events["store_load/miss"])
+		assert.NotZero(t, events["store_save/ok"])
 
 		text := fmt.Sprintf("%+v", got)
 		assert.Contains(t, text, key)
@@ -234,6 +239,7 @@ func TestWithoutKeySumsAllClients(t *testing.T) {
 			_, err := c.Get(context.Background())
 			require.NoError(t, err)
 		}
+		synctest.Wait()
 
 		got := m.collect(t)
 		sum := got["wxtoken.events"].(metricdata.Sum[int64])

@@ -129,6 +129,7 @@ func TestObserverExportsWhatTheClientDid(t *testing.T) {
 		_, err := c.Get(ctx)
 		require.Error(t, err)
 		require.True(t, wxtoken.IsPermanent(err), "%v", err)
+		synctest.Wait() // the fetch reports the gate after it hands its waiters the error
 		key := rec.all()[0].Key
 		require.NotEmpty(t, key)
 		var until time.Time
@@ -144,6 +145,7 @@ func TestObserverExportsWhatTheClientDid(t *testing.T) {
 		time.Sleep(time.Minute) // the cool-down, in the bubble's time
 		first, err := c.Get(ctx)
 		require.NoError(t, err)
+		synctest.Wait()
 		assert.NoError(t, testutil.CollectAndCompare(obs, strings.NewReader(gate(key, 0, 0)),
 			"wxtoken_gate_shut", "wxtoken_gate_open_at_seconds"), "a fetch opened the gate")
 
@@ -172,11 +174,14 @@ func TestObserverExportsWhatTheClientDid(t *testing.T) {
 		assert.Equal(t, timed, samples, "one sample per timed event")
 		for l, n := range map[string]float64{
 			"fetch/permanent": 1, "fetch/ok": 2, "gate_shut/permanent": 1, "gate_open/ok": 1,
-			"wait/permanent": 1, "wait/ok": 2, "invalidate/ok": 1, "store_save/ok": 2,
+			"wait/permanent": 1, "wait/ok": 2, "invalidate/ok": 1,
 		} {
 			assert.Equal(t, n, events[l], l)
 		}
+		// How often the Store is read and written depends on when the Client's
+		// store sync runs, which the minutes slept above may coincide with.
 		assert.NotZero(t, events["store_load/miss"])
+		assert.NotZero(t, events["store_save/ok"])
 
 		// CollectAndFormat keeps only the families it is given by name.
 		text, err := testutil.CollectAndFormat(obs, expfmt.TypeTextPlain, "wxtoken_events_total",
@@ -206,6 +211,7 @@ func TestWithoutKeySumsAllClients(t *testing.T) {
 			_, err := c.Get(context.Background())
 			require.NoError(t, err)
 		}
+		synctest.Wait()
 
 		got := gather(t, obs)
 		var fetches float64
