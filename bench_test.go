@@ -83,7 +83,7 @@ func BenchmarkGetDuringRenewal(b *testing.B) {
 			fmt.Sprintf(`{"access_token":"t%d","expires_in":2}`, n.Add(1))), nil
 	})
 	c, err := New(testAppID, testSecret, WithHTTPClient(&http.Client{Transport: mt}),
-		WithStore(NewMemoryStore()), WithLogger(quietLogger()))
+		WithStore(NewMemoryStore()), WithLogger(quietLogger()), WithMinRenewInterval(0))
 	if err != nil {
 		b.Fatal(err)
 	}

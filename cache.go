@@ -65,10 +65,10 @@ const (
 	cooldownMax = 10 * time.Minute
 )
 
-// minRenewInterval bounds how often renewals that nobody waits for may start,
-// whatever lifetime upstream claims: a token said to live one second must not
-// make an idle Client fetch every half second.
-const minRenewInterval = time.Minute
+// DefaultMinRenewInterval bounds how often renewals that nobody waits for may
+// start (WithMinRenewInterval), whatever lifetime upstream claims: a token
+// said to live one second must not make an idle Client fetch every half second.
+const DefaultMinRenewInterval = time.Minute
 
 // gatedStoreReread bounds how often callers with nothing to serve re-read the
 // Store while the gate is shut: reading it is not calling WeChat, but a caller

@@ -195,10 +195,6 @@ func (c *Client) fetchNew(ctx context.Context, req request, current Token, mayFo
 	return c.fetchCounted(ctx, fr)
 }
 
-// shortLifetime is the lifetime below which a token cannot be renewed ahead of
-// its expiry, renewals being at most one per minRenewInterval.
-const shortLifetime = 2 * minRenewInterval
-
 func (c *Client) fetchCounted(ctx context.Context, req FetchRequest) (Token, error) {
 	force := req.Force
 	c.stats.fetches.Add(1)
@@ -220,8 +216,9 @@ func (c *Client) fetchCounted(ctx context.Context, req FetchRequest) (Token, err
 		c.log.Info("wxtoken: fetched a new token", "appid", c.appID,
 			"token", fingerprint(tok.AccessToken), "expires_in", tok.ExpiresIn, "force", force)
 	}
-	if time.Duration(tok.ExpiresIn)*time.Second < shortLifetime {
-		c.log.Warn("wxtoken: WeChat claimed an implausibly short token lifetime; background renewals stay limited to one a minute",
+	// Below twice the renewal floor a token cannot be renewed ahead of expiry.
+	if time.Duration(tok.ExpiresIn)*time.Second < 2*c.cfg.minRenew {
+		c.log.Warn("wxtoken: WeChat claimed an implausibly short token lifetime; background renewals stay limited to one per renewal floor",
 			"appid", c.appID, "expires_in", tok.ExpiresIn)
 	}
 	return tok, nil

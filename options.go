@@ -38,6 +38,7 @@ type config struct {
 	rejectGuard   time.Duration
 	lockLease     time.Duration
 	storeTimeout  time.Duration
+	minRenew      time.Duration
 	observer      Observer
 	apiOrigins    []string // WithAPIOrigins, as given
 	origins       []string // set by normalize: where a Transport may send the token
@@ -53,6 +54,7 @@ func defaultConfig() config {
 		rejectGuard:   DefaultRejectGuard,
 		lockLease:     DefaultLockLease,
 		storeTimeout:  DefaultStoreTimeout,
+		minRenew:      DefaultMinRenewInterval,
 	}
 }
 
@@ -153,3 +155,11 @@ func WithStoreTimeout(d time.Duration) Option { return func(c *config) { c.store
 // wait, caller's wait, rejection and failure-gate change, for metrics and
 // traces. The default is none.
 func WithObserver(o Observer) Option { return func(c *config) { c.observer = o } }
+
+// WithMinRenewInterval sets the least time between a token's issue and a
+// renewal nobody waits for, whatever lifetime WeChat claims: an upstream that
+// says a token lives one second cannot make an idle Client fetch twice a
+// second. Callers with no valid token still get one fetch at once. Lower it
+// only for tests and benchmarks with deliberately short-lived tokens. The
+// default is DefaultMinRenewInterval (1 min).
+func WithMinRenewInterval(d time.Duration) Option { return func(c *config) { c.minRenew = d } }

@@ -21,7 +21,7 @@ func (c *Client) refresh() {
 
 // refreshLocked starts a renewal unless one runs already or the cached token
 // does not need one. A renewal that may not start now (the failure gate is
-// shut, or the last token was issued less than minRenewInterval ago) is
+// shut, or the last token was issued less than the renewal floor ago) is
 // postponed, never dropped: the retry timer comes back when it may.
 func (c *Client) refreshLocked() {
 	if c.closed || c.inflight != nil {
@@ -41,7 +41,7 @@ func (c *Client) refreshLocked() {
 // renewableAtLocked is the earliest moment a renewal nobody waits for may start.
 func (c *Client) renewableAtLocked() time.Time {
 	at := c.gate.until()
-	if next := c.lastIssued.Add(minRenewInterval); !c.lastIssued.IsZero() && next.After(at) {
+	if next := c.lastIssued.Add(c.cfg.minRenew); !c.lastIssued.IsZero() && next.After(at) {
 		at = next
 	}
 	return at

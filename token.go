@@ -429,6 +429,8 @@ func (cfg *config) normalize() error {
 		return errors.New("wxtoken: negative store sync interval or reject guard")
 	case cfg.storeTimeout <= 0:
 		return errors.New("wxtoken: store timeout must be positive")
+	case cfg.minRenew < 0:
+		return errors.New("wxtoken: negative renewal floor")
 	}
 	if !cfg.background {
 		cfg.storeSync = 0

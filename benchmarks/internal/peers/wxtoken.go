@@ -21,7 +21,8 @@ func NewWxtoken(env Env, store wxtoken.Store) (*wxtoken.Client, *http.Client, er
 		wxtoken.WithBaseURL(env.BaseURL),
 		wxtoken.WithHTTPClient(hc),
 		wxtoken.WithStore(store),
-		wxtoken.WithLogger(slog.New(slog.DiscardHandler)))
+		wxtoken.WithLogger(slog.New(slog.DiscardHandler)),
+		wxtoken.WithMinRenewInterval(0)) // the figures renew tokens of a few seconds
 	return c, hc, err
 }
 
