@@ -36,9 +36,31 @@ func BenchmarkGetParallel(b *testing.B) {
 	})
 }
 
+// BenchmarkTicketGet is a jsapi ticket Client's Get: the same engine, the same
+// one atomic load.
+func BenchmarkTicketGet(b *testing.B) {
+	tc, err := NewTicket(benchClient(b), TicketJSAPI)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { tc.Close() })
+	ctx := context.Background()
+	if _, err := tc.Get(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := tc.Get(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func benchClient(b *testing.B) *Client {
 	mt := httpmock.NewMockTransport()
 	mt.RegisterResponder(http.MethodGet, tokenURL, body(`{"access_token":"bench","expires_in":7200}`))
+	mt.RegisterResponder(http.MethodGet, "https://api.weixin.qq.com/cgi-bin/ticket/getticket",
+		body(`{"errcode":0,"errmsg":"ok","ticket":"bench-ticket","expires_in":7200}`))
 	c, err := New(testAppID, testSecret, WithHTTPClient(&http.Client{Transport: mt}),
 		WithStore(NewMemoryStore()), WithLogger(quietLogger()))
 	if err != nil {

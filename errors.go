@@ -311,3 +311,22 @@ type redactedJoin struct {
 
 func (e *redactedJoin) Error() string   { return e.msg }
 func (e *redactedJoin) Unwrap() []error { return e.errs }
+
+// ScrubText returns text with every form of each of secrets (plain, URL- and
+// JSON-escaped) replaced by REDACTED: for a Source's text that might quote
+// its secret.
+func ScrubText(text string, secrets ...string) string { return secretRedactor(secrets).text(text) }
+
+// ScrubError returns err with no level of its Unwrap chain quoting any of
+// secrets in any form, keeping the levels that quote none (sentinels, context
+// errors, *url.Error and *net.OpError rebuilt as such), so that errors.Is and
+// errors.As keep working: for a Source's errors.
+func ScrubError(err error, secrets ...string) error { return secretRedactor(secrets).err(err) }
+
+func secretRedactor(secrets []string) redactor {
+	var r redactor
+	for _, s := range secrets {
+		r = append(r, redaction{value: s, name: "REDACTED"})
+	}
+	return r
+}

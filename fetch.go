@@ -132,21 +132,39 @@ func (f *fetcher) fetch(ctx context.Context, force bool) (Token, error) {
 	if err != nil {
 		return Token{}, err
 	}
+	return fetchToken(f.hc, req, "access_token", tokenEndpointKind, f.redactor())
+}
+
+// FetchToken is a building block for Sources whose endpoint answers the way
+// WeChat's token endpoints do: it sends req through hc (a FetchRequest's
+// HTTPClient) and decodes {"<field>":"...","expires_in":N} into a Token
+// obtained when req was sent, or {"errcode":N,"errmsg":"..."} into an
+// *APIError whose Kind is classify(N) and whose Endpoint is req's path. At
+// most 64 KiB of the answer is read; a redirect, any non-2xx status, a body
+// that is not one UTF-8 JSON object with unique keys, or a token Validate
+// refuses is an error too. No level of any error it returns quotes one of
+// secrets (in any form: plain, URL- or JSON-escaped) or the token the answer
+// carried.
+func FetchToken(hc *http.Client, req *http.Request, field string, classify func(code int) ErrorKind, secrets ...string) (Token, error) {
+	return fetchToken(redirectSafe(hc), req, field, classify, secretRedactor(secrets))
+}
+
+func fetchToken(hc *http.Client, req *http.Request, field string, classify func(int) ErrorKind, r redactor) (Token, error) {
 	started := time.Now().UTC()
-	resp, err := f.hc.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
-		return Token{}, f.redactErr(err)
+		return Token{}, r.err(err)
 	}
 	defer resp.Body.Close()
 	body, err := readCapped(resp.Body)
 	if err != nil {
-		return Token{}, f.redactErr(err)
+		return Token{}, r.err(err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return Token{}, &StatusError{StatusCode: resp.StatusCode,
-			Status: upstreamText(f.redactor(), resp.Status, maxStatusLen)}
+			Status: upstreamText(r, resp.Status, maxStatusLen)}
 	}
-	tok, err := decodeAnswer(body, started, f.redactor())
+	tok, err := decodeAnswer(body, started, r, field, classify)
 	var apiErr *APIError
 	if errors.As(err, &apiErr) {
 		apiErr.Endpoint = req.URL.Path
@@ -201,47 +219,52 @@ func readCapped(r io.Reader) ([]byte, error) {
 	return body, nil
 }
 
-type tokenResponse struct {
-	AccessToken string `json:"access_token"`
-	ExpiresIn   int64  `json:"expires_in"`
-	ErrCode     int    `json:"errcode"`
-	ErrMsg      string `json:"errmsg"`
-}
-
-// decodeTokenResponse turns a token endpoint's body into a Token obtained at
-// created, or an error: *APIError for a WeChat error, ErrMalformedResponse for
-// anything else. The body is never quoted in the error, since it may hold a token.
+// decodeTokenResponse turns an access_token endpoint's body into a Token
+// obtained at created, or an error: *APIError for a WeChat error,
+// ErrMalformedResponse for anything else. The body is never quoted in the
+// error, since it may hold a token.
 func decodeTokenResponse(body []byte, created time.Time) (Token, error) {
-	return decodeAnswer(body, created, nil)
+	return decodeAnswer(body, created, nil, "access_token", tokenEndpointKind)
 }
 
-// decodeAnswer is decodeTokenResponse with the errmsg scrubbed by r, and of
-// the token the answer itself carries: gateways that quote the request put the
-// secret there, and an answer that is both a token and an error is not trusted.
+// decodeAnswer decodes an answer whose credential is under field, with the
+// errmsg scrubbed by r and of the credential the answer itself carries:
+// gateways that quote the request put the secret there, and an answer that is
+// both a token and an error is not trusted. classify gives errcodes their Kind.
 //
 // A body that is not UTF-8, or whose objects repeat a key, is malformed rather
 // than read one way: decoders disagree on which of two errcode keys counts, and
 // encoding/json would silently replace the bytes of a token that is not UTF-8.
-func decodeAnswer(body []byte, created time.Time, r redactor) (Token, error) {
+func decodeAnswer(body []byte, created time.Time, r redactor, field string, classify func(int) ErrorKind) (Token, error) {
 	if !utf8.Valid(body) {
 		return Token{}, fmt.Errorf("%w: %d bytes that are not UTF-8", ErrMalformedResponse, len(body))
 	}
 	if err := checkUniqueKeys(body); err != nil {
 		return Token{}, fmt.Errorf("%w: %w", ErrMalformedResponse, err)
 	}
-	var resp tokenResponse
+	var resp struct {
+		ExpiresIn int64  `json:"expires_in"`
+		ErrCode   int    `json:"errcode"`
+		ErrMsg    string `json:"errmsg"`
+	}
+	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(body, &resp); err != nil {
 		return Token{}, fmt.Errorf("%w: %d bytes that are not a JSON object (%s)",
 			ErrMalformedResponse, len(body), jsonProblem(err))
 	}
+	_ = json.Unmarshal(body, &fields) // an object: the line above would have failed
+	var credential string
+	if raw, ok := fields[field]; ok && json.Unmarshal(raw, &credential) != nil {
+		return Token{}, fmt.Errorf("%w: field %q has the wrong type", ErrMalformedResponse, field)
+	}
 	if resp.ErrCode != 0 {
-		if resp.AccessToken != "" {
-			r = append(r, tokenRedaction(resp.AccessToken))
+		if credential != "" {
+			r = append(r, tokenRedaction(credential))
 		}
 		return Token{}, &APIError{Code: resp.ErrCode, Msg: upstreamText(r, resp.ErrMsg, maxErrMsgLen),
-			Kind: tokenEndpointKind(resp.ErrCode)}
+			Kind: classify(resp.ErrCode)}
 	}
-	tok := Token{AccessToken: resp.AccessToken, ExpiresIn: resp.ExpiresIn, CreateTime: created}
+	tok := Token{AccessToken: credential, ExpiresIn: resp.ExpiresIn, CreateTime: created}
 	if err := tok.Validate(); err != nil {
 		return Token{}, fmt.Errorf("%w: %w", ErrMalformedResponse, err)
 	}
