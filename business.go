@@ -71,8 +71,3 @@ func businessKind(code int) ErrorKind {
 	}
 	return KindBusiness
 }
-
-// BaseURL returns the origin the Client calls WeChat at (WithBaseURL, or its
-// Source's default), without a trailing slash: tests against wxtest build
-// business URLs from it.
-func (c *Client) BaseURL() string { return c.cfg.baseURL }

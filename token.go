@@ -338,6 +338,14 @@ func (c *Client) Close() error {
 	return nil
 }
 
+// Key returns the Client's store key: an account and a mode, never a secret.
+func (c *Client) Key() string { return c.key }
+
+// BaseURL returns the origin the Client calls WeChat at (WithBaseURL, or its
+// Source's default), without a trailing slash: tests against wxtest build
+// business URLs from it.
+func (c *Client) BaseURL() string { return c.cfg.baseURL }
+
 // Stats counts what the Client has done since New.
 type Stats struct {
 	Fetches        int64 // requests sent to WeChat's token endpoint
