@@ -49,6 +49,8 @@ type Server struct {
 
 	corps       map[string]map[string]*wecomApp // corpid → secret → application
 	wecomTokens map[string]*wecomToken
+
+	quota quotaState
 }
 
 type counters struct {
@@ -137,6 +139,7 @@ func (s *Server) reset() {
 	s.counts = counters{}
 	s.rejections = make(map[int]int)
 	s.requests = nil
+	s.quota = quotaState{}
 	s.resetWeCom()
 }
 
@@ -176,6 +179,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveWeComToken(w, r)
 	case PathWeComJSAPITicket, PathWeComAgentTicket:
 		s.serveWeComTicket(w, r)
+	case PathQuotaGet, PathClearQuota, PathClearQuotaV2:
+		s.serveQuota(w, r)
 	default:
 		http.NotFound(w, r)
 	}
@@ -210,6 +215,8 @@ func (s *Server) count(r *http.Request) {
 	case PathWeComAgentTicket:
 		s.counts.wecomTicketAll++
 		tally(&s.counts.wecomTicket, r.URL.Query().Get("type"))
+	case PathQuotaGet, PathClearQuota, PathClearQuotaV2:
+		s.quota.calls++
 	}
 }
 
