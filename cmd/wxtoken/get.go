@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -30,109 +31,102 @@ const (
 	maxRetryDelay   = 8 * time.Second
 )
 
-type getConfig struct {
-	appID, secret string
-	stable        bool
-	baseURL       string
-	storeDir      string
-	timeout       time.Duration
-	verbose       bool
-}
-
-// get prints a valid access_token on stdout. Everything else, logs included,
-// goes to stderr, so that $(wxtoken get) is the token.
+// get prints a valid access_token on stdout (or, with --json, the token with
+// its expiry and where it came from). Everything else, logs included, goes to
+// stderr, so that $(wxtoken get) is the token.
 func (c *cli) get(args []string) int {
-	cfg, code, ok := c.parseGet(args)
+	var fresh, asJSON bool
+	cfg, _, code, ok := c.parseAccount(commandSpec{name: "get", flags: func(fs *flag.FlagSet) {
+		fs.BoolVar(&fresh, "fresh", false, "")
+		fs.BoolVar(&asJSON, "json", false, "")
+	}}, args)
 	if !ok {
 		return code
 	}
 	log := newLogger(c.stderr, cfg.verbose)
-	client, err := c.newClient(cfg, log)
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
+	defer cancel()
+	client, st, err := c.openAccount(ctx, cfg, log)
 	if err != nil {
 		return c.failure(err, cfg.secret)
 	}
+	defer st.close()
 	defer client.Close()
 
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
-	defer cancel()
 	tok, err := obtain(ctx, client, cfg.timeout)
 	if err != nil {
 		return c.failure(err, cfg.secret)
 	}
-	fmt.Fprintln(c.stdout, renewIfShort(ctx, client, tok, log))
+	access := renewIfShort(ctx, client, tok, log)
+	if fresh {
+		if access, err = c.freshen(ctx, cfg, client, access); err != nil {
+			return c.failure(err, cfg.secret)
+		}
+	}
+	if !asJSON {
+		fmt.Fprintln(c.stdout, access)
+		return exitOK
+	}
+	return c.printJSON(ctx, client, st, access)
+}
+
+// openAccount opens the Store cfg names and a Client on it, and makes sure
+// the Store can be read before anything may fetch.
+func (c *cli) openAccount(ctx context.Context, cfg accountConfig, log *slog.Logger) (*wxtoken.Client, *openedStore, error) {
+	st, err := c.openStore(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	client, err := c.newClient(cfg, st, log)
+	if err == nil {
+		if err = checkReadable(ctx, st, client.Key()); err != nil {
+			client.Close()
+		}
+	}
+	if err != nil {
+		st.close()
+		return nil, nil, err
+	}
+	return client, st, nil
+}
+
+// tokenJSON is what get --json prints.
+type tokenJSON struct {
+	AccessToken string    `json:"access_token"`
+	ExpiresAt   time.Time `json:"expires_at"`
+	ExpiresIn   int64     `json:"expires_in"` // seconds left now
+	Source      string    `json:"source"`     // cache (a file), store (Redis) or wechat (fetched now)
+}
+
+// printJSON prints access with its expiry and where it came from.
+func (c *cli) printJSON(ctx context.Context, client *wxtoken.Client, st *openedStore, access string) int {
+	tok, err := client.Token(ctx) // the cached token: no I/O
+	if err != nil {
+		return c.failure(err, "")
+	}
+	if tok.AccessToken != access {
+		return c.failure(errors.New("get: the token changed while printing it; run again"), "")
+	}
+	out := tokenJSON{AccessToken: tok.AccessToken, ExpiresAt: tok.ExpiresAt().UTC().Truncate(time.Second),
+		ExpiresIn: int64(time.Until(tok.ExpiresAt()) / time.Second), Source: sourceOf(client, st)}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return c.failure(err, "")
+	}
+	fmt.Fprintln(c.stdout, string(b))
 	return exitOK
 }
 
-// parseGet reads get's flags and environment. ok is false when get must stop
-// with code: a usage error, or the help asked for.
-func (c *cli) parseGet(args []string) (cfg getConfig, code int, ok bool) {
-	fs := flag.NewFlagSet("get", flag.ContinueOnError)
-	fs.SetOutput(io.Discard) // errors are reported below, in one line
-	var secretFile string
-	var secretStdin bool
-	fs.StringVar(&cfg.appID, "appid", "", "")
-	fs.StringVar(&cfg.secret, "secret", "", "")
-	fs.StringVar(&secretFile, "secret-file", "", "")
-	fs.BoolVar(&secretStdin, "secret-stdin", false, "")
-	fs.BoolVar(&cfg.stable, "stable", false, "")
-	fs.StringVar(&cfg.baseURL, "base-url", wxtoken.DefaultBaseURL, "")
-	fs.StringVar(&cfg.storeDir, "store-dir", "", "")
-	fs.DurationVar(&cfg.timeout, "timeout", 30*time.Second, "")
-	fs.BoolVar(&cfg.verbose, "verbose", false, "")
-	if msg, err := parseFlags(fs, args); errors.Is(err, flag.ErrHelp) {
-		c.printUsage(c.stdout)
-		return cfg, exitOK, false
-	} else if err != nil {
-		return cfg, c.usageError("get: " + msg), false
-	}
-	// Arguments are not echoed: a misplaced one may well be the secret.
-	if fs.NArg() > 0 {
-		return cfg, c.usageError(fmt.Sprintf("get takes no arguments, got %d; "+
-			"give the account with --appid and --secret-file", fs.NArg())), false
-	}
-	if ways := countSet(fs, "secret", "secret-file", "secret-stdin"); ways > 1 {
-		return cfg, c.usageError("get: give the AppSecret one way only: " +
-			"--secret-file, --secret-stdin or --secret"), false
-	}
-	var err error
+// sourceOf says where the token client holds came from in this run.
+func sourceOf(client *wxtoken.Client, st *openedStore) string {
+	s := client.Stats()
 	switch {
-	case secretFile != "":
-		cfg.secret, err = readSecretFile(secretFile)
-	case secretStdin:
-		cfg.secret, err = readSecret(c.stdin, "standard input")
+	case s.Fetches > s.FetchFailures:
+		return "wechat"
+	case st.kind == storeRedis:
+		return "store"
 	}
-	if err != nil {
-		return cfg, c.usageError("get: " + err.Error()), false
-	}
-	if cfg.appID == "" {
-		cfg.appID = strings.TrimSpace(c.getenv("WECHAT_APPID"))
-	}
-	if cfg.secret == "" {
-		cfg.secret = strings.TrimSpace(c.getenv("WECHAT_APPSECRET"))
-	}
-	switch {
-	case cfg.appID == "":
-		return cfg, c.usageError("get: no appid: set WECHAT_APPID or pass --appid"), false
-	case cfg.secret == "":
-		return cfg, c.usageError("get: no AppSecret: pass --secret-file or --secret-stdin, " +
-			"or set WECHAT_APPSECRET"), false
-	case cfg.timeout <= 0:
-		return cfg, c.usageError("get: --timeout must be positive"), false
-	}
-	return cfg, exitOK, true
-}
-
-// countSet counts how many of the flags named were given on the command line.
-func countSet(fs *flag.FlagSet, names ...string) int {
-	n := 0
-	fs.Visit(func(f *flag.Flag) {
-		for _, name := range names {
-			if f.Name == name {
-				n++
-			}
-		}
-	})
-	return n
+	return "cache"
 }
 
 // maxSecretLen bounds what is read as a secret: an AppSecret has 32
@@ -174,10 +168,11 @@ func readSecret(r io.Reader, from string) (string, error) {
 	return secret, nil
 }
 
-func (c *cli) newClient(cfg getConfig, log *slog.Logger) (*wxtoken.Client, error) {
+func (c *cli) newClient(cfg accountConfig, st *openedStore, log *slog.Logger) (*wxtoken.Client, error) {
 	opts := []wxtoken.Option{
 		wxtoken.WithBaseURL(cfg.baseURL),
 		wxtoken.WithLogger(log),
+		wxtoken.WithStore(st.Store),
 		// Nothing runs between two invocations, so there is nothing to schedule.
 		wxtoken.WithBackgroundRefresh(false),
 		// A renewal started in the background by Get would be cancelled by Close
@@ -188,12 +183,8 @@ func (c *cli) newClient(cfg getConfig, log *slog.Logger) (*wxtoken.Client, error
 	if cfg.stable {
 		opts = append(opts, wxtoken.WithStableToken())
 	}
-	if cfg.storeDir != "" {
-		store, err := wxtoken.NewFileStore(cfg.storeDir)
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, wxtoken.WithStore(store))
+	if cfg.storeKey != "" {
+		opts = append(opts, wxtoken.WithStoreKey(cfg.storeKey))
 	}
 	if c.httpClient != nil {
 		opts = append(opts, wxtoken.WithHTTPClient(c.httpClient))
@@ -292,9 +283,16 @@ func hint(err error) string {
 		case wxtoken.CodeSecretFrozen:
 			return "the AppSecret is frozen: unfreeze or reset it in the WeChat console"
 		case wxtoken.CodeDailyQuota:
-			return "the account's daily quota of token requests is spent; let all runs share one --store-dir so they reuse the saved token"
+			return "the account's daily quota is spent until midnight Beijing time; 'wxtoken clear-quota' resets it now " +
+				"(10 a month); let all runs share one --store-dir or --redis so they reuse the saved token"
+		case wxtoken.CodeClearQuotaSpent:
+			return "this month's 10 quota resets are spent; the daily quotas reset at midnight Beijing time"
 		}
 		return ""
+	}
+	if errors.Is(err, errNoPersistence) {
+		return "give --store-dir DIR (the folder the account's services use), --redis URL (the fleet's Redis), " +
+			"or --no-store to fetch anyway: a token fetched and not kept supersedes the one other processes use"
 	}
 	var statusErr *wxtoken.StatusError
 	var netErr net.Error

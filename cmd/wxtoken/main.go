@@ -3,6 +3,9 @@
 // against an in-process fake of WeChat.
 //
 //	wxtoken get       print the access_token on stdout, and nothing else
+//	wxtoken check     verify the credentials and the saved token, replacing none
+//	wxtoken quota     print an API's daily quota
+//	wxtoken clear-quota  reset the account's daily quotas (10 a month)
 //	wxtoken demo      show the library at work, with measured figures
 //	wxtoken version   print the version
 //	wxtoken help      print the usage
@@ -53,6 +56,12 @@ func (c *cli) run(args []string) int {
 	switch args[0] {
 	case "get":
 		return c.get(args[1:])
+	case "check":
+		return c.check(args[1:])
+	case "quota":
+		return c.quota(args[1:])
+	case "clear-quota":
+		return c.clearQuota(args[1:])
 	case "demo":
 		return c.demo(args[1:])
 	case "version", "-version", "--version":
@@ -67,7 +76,7 @@ func (c *cli) run(args []string) int {
 		return c.usageError(fmt.Sprintf("unknown command %q", args[0]))
 	}
 	return c.usageError("unknown command (not repeated here: it may hold a secret); " +
-		"the commands are get, demo, version and help")
+		"the commands are get, check, quota, clear-quota, demo, version and help")
 }
 
 // usageError reports a wrong command line on stderr, pointing at the help.
