@@ -26,6 +26,7 @@ type accountConfig struct {
 	timeout       time.Duration
 	verbose       bool
 	secretStdin   bool // standard input held the secret, so it cannot confirm anything
+	fresh         bool // get --fresh: the saved token is tried, and replaced if rejected
 }
 
 // commandSpec says what one command takes beyond the account's flags.

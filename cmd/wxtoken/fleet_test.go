@@ -104,4 +104,3 @@ func TestRedisURLs(t *testing.T) {
 		assert.Contains(t, err.Error(), "--redis: ", raw)
 	}
 }
-

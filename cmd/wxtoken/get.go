@@ -43,6 +43,7 @@ func (c *cli) get(args []string) int {
 	if !ok {
 		return code
 	}
+	cfg.fresh = fresh
 	log := newLogger(c.stderr, cfg.verbose)
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
 	defer cancel()
@@ -185,6 +186,12 @@ func (c *cli) newClient(cfg accountConfig, st *openedStore, log *slog.Logger) (*
 	}
 	if cfg.storeKey != "" {
 		opts = append(opts, wxtoken.WithStoreKey(cfg.storeKey))
+	}
+	if cfg.fresh {
+		// The reject guard stops an API that rejects every token from driving
+		// a fetch loop. --fresh is one rejection, by getcallbackip, which
+		// rejects only a dead token: the saved token is replaced however young.
+		opts = append(opts, wxtoken.WithRejectGuard(0))
 	}
 	if c.httpClient != nil {
 		opts = append(opts, wxtoken.WithHTTPClient(c.httpClient))
