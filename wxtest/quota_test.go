@@ -36,9 +36,9 @@ func (f *fake) clearV2(t *testing.T, appID, secret string) reply {
 
 func TestQuotaGetCountsTokenCalls(t *testing.T) {
 	both(t, func(t *testing.T, f *fake) {
-		tok := f.mustToken(t)
 		f.mustToken(t)
-		tok = f.mustToken(t)
+		f.mustToken(t)
+		tok := f.mustToken(t)
 		r := f.quota(t, tok, PathToken)
 		assert.Zero(t, r.Errcode)
 		assert.Equal(t, DefaultDailyQuota, r.Quota.DailyLimit)
