@@ -339,7 +339,7 @@ func (c *Client) settle(cl *call, tok Token, fetched bool, err error) (_ Token, 
 			c.gate.record(nil, now)
 			c.lastIssued = now
 			if tok.Rejections > 0 {
-				c.lastReplacement = Token{AccessToken: tok.AccessToken, Rejections: tok.Rejections}
+				c.lastReplacement = replacement{AccessToken: tok.AccessToken, Rejections: tok.Rejections}
 			}
 		}
 		tok = c.publishLocked(tok, now)
@@ -398,17 +398,33 @@ func sameToken(a, b Token) bool {
 	return a.AccessToken == b.AccessToken && a.CreateTime.Equal(b.CreateTime)
 }
 
-// armLocked replaces the timers that move the cached token to stale and expired.
+// armLocked replaces the timer that moves the cached token to stale and, once
+// that happened, to expired: one timer per key at a time.
 func (c *Client) armLocked(access string, toStale, toExpired time.Duration, st state) {
-	stopTimer(c.staleTimer)
-	stopTimer(c.expireTimer)
-	c.staleTimer, c.expireTimer = nil, nil
-	if st == stateFresh {
-		c.staleTimer = time.AfterFunc(toStale, func() { c.advance(access, stateStale) })
+	stopTimer(c.renewTimer)
+	c.renewTimer = nil
+	switch st {
+	case stateFresh:
+		expireAt := time.Now().Add(toExpired)
+		c.renewTimer = time.AfterFunc(toStale, func() {
+			if c.advance(access, stateStale) {
+				c.armExpiry(access, expireAt)
+			}
+		})
+	case stateStale:
+		c.renewTimer = time.AfterFunc(toExpired, func() { c.advance(access, stateExpired) })
 	}
-	if st <= stateStale {
-		c.expireTimer = time.AfterFunc(toExpired, func() { c.advance(access, stateExpired) })
+}
+
+// armExpiry arms the timer that moves access, now stale, to expired at expireAt.
+func (c *Client) armExpiry(access string, expireAt time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.cur.Load().tok.AccessToken != access {
+		return
 	}
+	stopTimer(c.renewTimer)
+	c.renewTimer = time.AfterFunc(time.Until(expireAt), func() { c.advance(access, stateExpired) })
 }
 
 func stopTimer(t *time.Timer) {
@@ -418,16 +434,18 @@ func stopTimer(t *time.Timer) {
 }
 
 // advance moves the cached token to st, if it is still the token the timer was
-// armed for, and starts the background refresh when it turns stale.
-func (c *Client) advance(access string, st state) {
+// armed for, and starts the background refresh when it turns stale. It
+// reports whether it moved the token.
+func (c *Client) advance(access string, st state) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.cur.Load()
 	if c.closed || e.tok.AccessToken != access || e.state >= st {
-		return
+		return false
 	}
 	c.cur.Store(&entry{tok: e.tok, state: st})
 	if c.cfg.background {
 		c.refreshLocked()
 	}
+	return true
 }

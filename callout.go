@@ -68,6 +68,11 @@ func callout[T any](ctx context.Context, c *Client, what string, f func(context.
 // panicError describes a panic in user code without the secret or any token
 // the Client knows: a panicking Save prints the Token it was given.
 func (c *Client) panicError(what string, p any) error {
+	if c == nil {
+		// No Client yet (a Registry's lookup): nothing to scrub with, so the
+		// value, which may hold a secret, is not quoted.
+		return fmt.Errorf("wxtoken: panic in %s (its value is not shown: it may hold a secret)", what)
+	}
 	c.mu.Lock()
 	known := []string{c.cur.Load().tok.AccessToken, c.rejected, c.lastReplacement.AccessToken}
 	c.mu.Unlock()

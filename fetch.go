@@ -42,6 +42,20 @@ func newOfficialSource(appID, secret string, stable bool) *officialSource {
 	return &officialSource{appID: appID, secret: func() string { return secret }, stable: stable}
 }
 
+// OfficialAccount returns the Source of the access_token of the Official
+// Account (or Mini Program) appID, for a Registry's lookup or NewClient;
+// stable selects POST /cgi-bin/stable_token. Its store key is appID, or
+// appID + ".stable", as New's. The same checks as New's apply to its arguments.
+func OfficialAccount(appID, appSecret string, stable bool) (Source, error) {
+	if err := checkCredentials(appID, appSecret); err != nil {
+		return nil, err
+	}
+	return newOfficialSource(appID, appSecret, stable), nil
+}
+
+// StoreKey is the key New would use: appID, or appID + ".stable".
+func (s *officialSource) StoreKey() string { return defaultKey(s.appID, s.stable) }
+
 // Fetch asks the token endpoint for a token.
 func (s *officialSource) Fetch(ctx context.Context, req FetchRequest) (Token, error) {
 	f := s.fetcher(req.HTTPClient, req.BaseURL)

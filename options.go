@@ -39,6 +39,8 @@ type config struct {
 	lockLease     time.Duration
 	storeTimeout  time.Duration
 	minRenew      time.Duration
+	lookupRetry   time.Duration // Registry only
+	evictIdle     time.Duration // Registry only
 	observer      Observer
 	apiOrigins    []string // WithAPIOrigins, as given
 	origins       []string // set by normalize: where a Transport may send the token
@@ -55,6 +57,7 @@ func defaultConfig() config {
 		lockLease:     DefaultLockLease,
 		storeTimeout:  DefaultStoreTimeout,
 		minRenew:      DefaultMinRenewInterval,
+		lookupRetry:   DefaultLookupRetry,
 	}
 }
 
@@ -163,3 +166,15 @@ func WithObserver(o Observer) Option { return func(c *config) { c.observer = o }
 // only for tests and benchmarks with deliberately short-lived tokens. The
 // default is DefaultMinRenewInterval (1 min).
 func WithMinRenewInterval(d time.Duration) Option { return func(c *config) { c.minRenew = d } }
+
+// WithLookupRetry sets, for a Registry, how long a failed lookup of a key is
+// answered from memory before lookup runs for that key again, so that a
+// database that is down is not asked once per call. The default is
+// DefaultLookupRetry. Lone Clients ignore it.
+func WithLookupRetry(d time.Duration) Option { return func(c *config) { c.lookupRetry = d } }
+
+// WithEvictIdle makes a Registry forget keys nobody used for d (between d/2
+// and d, checked by one sweep every d/2 for all keys): the accounts of
+// merchants who left stop being renewed. Their credentials stay in the Store.
+// Zero, the default, keeps every key. Lone Clients ignore it.
+func WithEvictIdle(d time.Duration) Option { return func(c *config) { c.evictIdle = d } }

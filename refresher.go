@@ -76,12 +76,18 @@ func (c *Client) retryAtLocked(at time.Time) {
 	})
 }
 
-// scheduleSyncLocked arms the next re-read of the Store.
-func (c *Client) scheduleSyncLocked() {
+// scheduleSyncLocked arms the next re-read of the Store. A Registry's keys
+// spread theirs: the first at a random point of the interval, the next ones
+// ±10 % around it, so that thousands of keys never sync in the same second.
+func (c *Client) scheduleSyncLocked(first bool) {
 	if c.cfg.storeSync <= 0 || c.closed {
 		return
 	}
-	c.syncTimer = time.AfterFunc(c.cfg.storeSync, c.sync)
+	d := c.cfg.storeSync
+	if c.registry != nil {
+		d = syncJitter(d, first)
+	}
+	c.syncTimer = time.AfterFunc(d, c.sync)
 }
 
 // sync adopts a token that another process or replica saved in the Store, so
@@ -104,7 +110,7 @@ func (c *Client) sync() {
 	if ok && !c.closed {
 		c.publishLocked(tok, time.Now())
 	}
-	c.scheduleSyncLocked()
+	c.scheduleSyncLocked(false)
 }
 
 // restore saves the cached token, if it is still valid, into an empty Store.

@@ -120,36 +120,36 @@ func printable(s string) bool {
 type Client struct {
 	cur atomic.Pointer[entry] // never nil: emptyEntry until a token is cached
 
-	cfg    config
-	appID  string
-	key    string
-	store  Store
-	locker Locker // nil when the store cannot lock
-	src    Source
-	info   SourceInfo   // what src tells about itself, defaults filled in
-	hc     *http.Client // the HTTP client Sources get: never follows a redirect
-	log    *slog.Logger
+	// shared is what Clients of one Registry have in common (a lone Client
+	// has its own): configuration, Store, logger, HTTP client, the context
+	// that Close cancels and the WaitGroup it waits for. Per key there is
+	// only what follows.
+	*shared
+	registry *Registry // nil for a lone Client
+	used     atomic.Bool
 
-	ctx    context.Context // cancelled by Close; parent of every shared fetch
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // background work that Close waits for
+	appID string
+	key   string
+	src   Source
+	info  *SourceInfo // what src tells about itself, defaults filled in
 
-	mu          sync.Mutex // guards the fields below and every publication to cur
-	closed      bool
-	inflight    *call
-	active      int           // shared fetches under way, with the saves after them
-	idle        chan struct{} // closed when active drops to zero (waitIdle)
-	lastStart   time.Time     // when the last shared fetch started
-	lastIssued  time.Time     // when WeChat last issued a token to this Client
-	gate        gate
-	staleTimer  *time.Timer
-	expireTimer *time.Timer
-	retryTimer  *time.Timer
-	retryAt     time.Time // when retryTimer fires
+	mu         sync.Mutex // guards the fields below and every publication to cur
+	closed     bool
+	inflight   *call
+	active     int           // shared fetches under way, with the saves after them
+	idle       chan struct{} // closed when active drops to zero (waitIdle)
+	lastStart  time.Time     // when the last shared fetch started
+	lastIssued time.Time     // when WeChat last issued a token to this Client
+	gate       gate
+	// renewTimer moves the cached token to stale, then to expired; retryTimer
+	// starts a postponed renewal; syncTimer re-reads the Store.
+	renewTimer *time.Timer
+	retryTimer *time.Timer
+	syncTimer  *time.Timer
+	retryAt    time.Time // when retryTimer fires
 	// storeFailures counts renewals in a row given up because the Store could
 	// not be read or locked, for their backoff.
 	storeFailures int
-	syncTimer     *time.Timer
 	forces        []time.Time // stable-token force refreshes of the last day, as far as known here
 
 	// rejected is the last token a caller reported rejected: it is never
@@ -158,9 +158,49 @@ type Client struct {
 	rejected string
 	// lastReplacement is the last token fetched to replace a rejected one,
 	// with its Rejections, for Stores that do not keep that field.
-	lastReplacement Token
+	lastReplacement replacement
 
 	stats stats
+}
+
+// replacement is a token fetched to replace a rejected one.
+type replacement struct {
+	AccessToken string
+	Rejections  int
+}
+
+// shared is the state every Client of one Registry shares.
+type shared struct {
+	cfg    config
+	store  Store
+	locker Locker // nil when the store cannot lock
+	hc     *http.Client // the HTTP client Sources get: never follows a redirect
+	log    *slog.Logger
+
+	ctx    context.Context // cancelled by Close; parent of every shared fetch
+	cancel context.CancelFunc
+	wg     *sync.WaitGroup // background work that Close waits for
+}
+
+// newShared settles cfg's Store, logger and HTTP client. Its context and
+// WaitGroup are parent's when parent is not nil (a Registry key with options
+// of its own), so that the Registry's Close still ends and awaits its work.
+func newShared(cfg config, parent *shared) *shared {
+	sh := &shared{cfg: cfg, log: cfg.logger, store: cfg.store, hc: redirectSafe(cfg.httpClient)}
+	if sh.log == nil {
+		sh.log = defaultLogger()
+	}
+	if sh.store == nil {
+		sh.store = defaultStore(sh.log)
+	}
+	sh.locker, _ = sh.store.(Locker)
+	if parent != nil {
+		sh.ctx, sh.cancel, sh.wg = parent.ctx, parent.cancel, parent.wg
+	} else {
+		sh.ctx, sh.cancel = context.WithCancel(context.Background())
+		sh.wg = new(sync.WaitGroup)
+	}
+	return sh
 }
 
 // New returns a Client for the Official Account appID with the secret appSecret.
@@ -218,22 +258,19 @@ func newClient(key string, src Source, cfg config) (*Client, error) {
 	if err := cfg.normalize(); err != nil {
 		return nil, err
 	}
-	c := &Client{cfg: cfg, appID: info.AppID, log: cfg.logger, store: cfg.store, key: key,
-		src: src, info: info, hc: redirectSafe(cfg.httpClient)}
-	if c.log == nil {
-		c.log = defaultLogger()
-	}
-	if c.store == nil {
-		c.store = defaultStore(c.log)
-	}
-	c.locker, _ = c.store.(Locker)
-	warnCleartext(cfg.baseURL, c.log)
-	c.ctx, c.cancel = context.WithCancel(context.Background())
+	sh := newShared(cfg, nil)
+	warnCleartext(cfg.baseURL, sh.log)
+	return newKeyClient(sh, nil, key, src, info), nil
+}
+
+// newKeyClient returns the Client of one key on sh, with its store sync armed.
+func newKeyClient(sh *shared, r *Registry, key string, src Source, info SourceInfo) *Client {
+	c := &Client{shared: sh, registry: r, appID: info.AppID, key: key, src: src, info: &info}
 	c.cur.Store(emptyEntry)
 	c.mu.Lock()
-	c.scheduleSyncLocked()
+	c.scheduleSyncLocked(true)
 	c.mu.Unlock()
-	return c, nil
+	return c
 }
 
 // Get returns a valid access_token. A fresh cached token is returned at once; a
@@ -321,21 +358,36 @@ func (c *Client) invalidate(ctx context.Context, bad string) (tok string, cached
 // Close stops the background renewal and waits for work under way to end.
 // Callers waiting for a fetch get ErrClosed, and so does every later call. Close
 // is idempotent and always returns nil.
+//
+// A Client obtained from a Registry is a handle on it: its Close forgets the
+// key (Registry.Forget), and the Registry's Close stops everything.
 func (c *Client) Close() error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	if c.registry != nil {
+		c.registry.Forget(c.key)
 		return nil
+	}
+	if !c.stop() {
+		return nil
+	}
+	c.cancel()
+	c.wg.Wait()
+	return nil
+}
+
+// stop closes the Client's key: no more timers, ErrClosed from now on. It
+// reports whether the Client was open.
+func (c *Client) stop() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
 	}
 	c.closed = true
 	c.cur.Store(closedEntry)
-	for _, t := range []*time.Timer{c.staleTimer, c.expireTimer, c.retryTimer, c.syncTimer} {
+	for _, t := range []*time.Timer{c.renewTimer, c.retryTimer, c.syncTimer} {
 		stopTimer(t)
 	}
-	c.cancel()
-	c.mu.Unlock()
-	c.wg.Wait()
-	return nil
+	return true
 }
 
 // Key returns the Client's store key: an account and a mode, never a secret.
@@ -437,8 +489,8 @@ func (cfg *config) normalize() error {
 		return errors.New("wxtoken: negative store sync interval or reject guard")
 	case cfg.storeTimeout <= 0:
 		return errors.New("wxtoken: store timeout must be positive")
-	case cfg.minRenew < 0:
-		return errors.New("wxtoken: negative renewal floor")
+	case cfg.minRenew < 0, cfg.lookupRetry < 0, cfg.evictIdle < 0:
+		return errors.New("wxtoken: negative renewal floor, lookup retry or eviction time")
 	}
 	if !cfg.background {
 		cfg.storeSync = 0
