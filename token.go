@@ -173,7 +173,7 @@ type replacement struct {
 type shared struct {
 	cfg    config
 	store  Store
-	locker Locker // nil when the store cannot lock
+	locker Locker       // nil when the store cannot lock
 	hc     *http.Client // the HTTP client Sources get: never follows a redirect
 	log    *slog.Logger
 
