@@ -210,7 +210,7 @@ func (c *Client) join(req request) (Token, *call, error) {
 		return e.tok, nil, nil
 	}
 	now := time.Now()
-	if err := c.gate.check(now); err != nil && now.Sub(c.lastStart) < gatedStoreReread {
+	if err := c.gate.check(now); err != nil && now.UnixNano()-c.lastStart < int64(gatedStoreReread) {
 		return Token{}, nil, err
 	}
 	return Token{}, c.startLocked(req, now), nil
@@ -227,7 +227,7 @@ func (c *Client) servesLocked(e *entry, req request) bool {
 func (c *Client) startLocked(req request, now time.Time) *call {
 	cl := &call{done: make(chan struct{})}
 	c.inflight = cl
-	c.lastStart = now
+	c.lastStart = now.UnixNano()
 	c.active++
 	c.wg.Add(1)
 	go c.run(cl, req)
@@ -337,9 +337,9 @@ func (c *Client) settle(cl *call, tok Token, fetched bool, err error) (_ Token, 
 	case err == nil:
 		if fetched {
 			c.gate.record(nil, now)
-			c.lastIssued = now
+			c.lastIssued = now.UnixNano()
 			if tok.Rejections > 0 {
-				c.lastReplacement = replacement{AccessToken: tok.AccessToken, Rejections: tok.Rejections}
+				c.rareLocked().lastReplacement = replacement{AccessToken: tok.AccessToken, Rejections: tok.Rejections}
 			}
 		}
 		tok = c.publishLocked(tok, now)
@@ -348,15 +348,18 @@ func (c *Client) settle(cl *call, tok Token, fetched bool, err error) (_ Token, 
 	case errors.Is(err, errStoreUnavailable):
 		// Not WeChat failing either, so the gate stays open (a caller left with
 		// nothing valid must still be able to fetch), but the renewal backs off.
-		c.storeFailures++
-		d := doubled(backoffBase, backoffMax, c.storeFailures)
+		rare := c.rareLocked()
+		rare.storeFailures++
+		d := doubled(backoffBase, backoffMax, rare.storeFailures)
 		c.retryAtLocked(now.Add(d + rand.N(d/2+1)))
 		return tok, gateBefore, err
 	default:
 		c.gate.record(err, now)
 	}
 	if err == nil {
-		c.storeFailures = 0
+		if c.rare != nil {
+			c.rare.storeFailures = 0
+		}
 	} else {
 		c.scheduleRetryLocked()
 	}

@@ -74,7 +74,10 @@ func (c *Client) panicError(what string, p any) error {
 		return fmt.Errorf("wxtoken: panic in %s (its value is not shown: it may hold a secret)", what)
 	}
 	c.mu.Lock()
-	known := []string{c.cur.Load().tok.AccessToken, c.rejected, c.lastReplacement.AccessToken}
+	known := []string{c.cur.Load().tok.AccessToken, c.rejected}
+	if c.rare != nil {
+		known = append(known, c.rare.lastReplacement.AccessToken)
+	}
 	c.mu.Unlock()
 	text := c.redact(fmt.Sprint(p), known...)
 	err := fmt.Errorf("wxtoken: panic in %s: %s", what, text)

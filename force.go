@@ -27,7 +27,7 @@ const (
 // this Client and for every other process sharing its Store.
 func (c *Client) bookForce(ctx context.Context, now time.Time) error {
 	c.mu.Lock()
-	local := c.forces
+	local := c.rareLocked().forces
 	c.mu.Unlock()
 	if err := checkForces(recentForces(local, now), now); err != nil {
 		return err // known here already: no need to ask the Store
@@ -47,7 +47,7 @@ func (c *Client) bookForce(ctx context.Context, now time.Time) error {
 		return fmt.Errorf("%w: the booking cannot be saved: %w", ErrForceRefreshLimited, err)
 	}
 	c.mu.Lock()
-	c.forces = forces
+	c.rareLocked().forces = forces
 	c.mu.Unlock()
 	return nil
 }

@@ -41,7 +41,7 @@ func (c *Client) refreshLocked() {
 // renewableAtLocked is the earliest moment a renewal nobody waits for may start.
 func (c *Client) renewableAtLocked() time.Time {
 	at := c.gate.until()
-	if next := c.lastIssued.Add(c.cfg.minRenew); !c.lastIssued.IsZero() && next.After(at) {
+	if next := time.Unix(0, c.lastIssued).Add(c.cfg.minRenew); c.lastIssued != 0 && next.After(at) {
 		at = next
 	}
 	return at
@@ -61,33 +61,28 @@ func (c *Client) scheduleRetryLocked() {
 
 // retryAtLocked (re)arms the retry timer to renew at at.
 func (c *Client) retryAtLocked(at time.Time) {
-	if !c.cfg.background || c.closed || (c.retryTimer != nil && c.retryAt.Equal(at)) {
+	if !c.cfg.background || c.closed || (c.rare != nil && c.rare.retryTimer != nil && c.rare.retryAt.Equal(at)) {
 		return // already armed for then: stale readers call this on every Get
 	}
-	stopTimer(c.retryTimer)
-	c.retryAt = at
-	c.retryTimer = time.AfterFunc(time.Until(at), func() {
+	rare := c.rareLocked()
+	stopTimer(rare.retryTimer)
+	rare.retryAt = at
+	rare.retryTimer = time.AfterFunc(time.Until(at), func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		if c.retryAt.Equal(at) {
-			c.retryTimer = nil
+		if rare.retryAt.Equal(at) {
+			rare.retryTimer = nil
 		}
 		c.refreshLocked()
 	})
 }
 
-// scheduleSyncLocked arms the next re-read of the Store. A Registry's keys
-// spread theirs: the first at a random point of the interval, the next ones
-// ±10 % around it, so that thousands of keys never sync in the same second.
-func (c *Client) scheduleSyncLocked(first bool) {
-	if c.cfg.storeSync <= 0 || c.closed {
-		return
+// scheduleSyncLocked arms the next re-read of the Store of a lone Client.
+func (c *Client) scheduleSyncLocked() {
+	if c.cfg.storeSync <= 0 || c.closed || c.registry != nil {
+		return // a Registry's keys are synced by its wheel
 	}
-	d := c.cfg.storeSync
-	if c.registry != nil {
-		d = syncJitter(d, first)
-	}
-	c.syncTimer = time.AfterFunc(d, c.sync)
+	c.syncTimer = time.AfterFunc(c.cfg.storeSync, c.sync)
 }
 
 // sync adopts a token that another process or replica saved in the Store, so
@@ -110,7 +105,7 @@ func (c *Client) sync() {
 	if ok && !c.closed {
 		c.publishLocked(tok, time.Now())
 	}
-	c.scheduleSyncLocked(false)
+	c.scheduleSyncLocked()
 }
 
 // restore saves the cached token, if it is still valid, into an empty Store.

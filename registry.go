@@ -18,8 +18,9 @@ import (
 // replicas, refresh ahead, the failure gate, Invalidate) at a per-key cost of
 // a few hundred bytes: the Store, logger, HTTP client (one idle connection
 // pool), context and configuration are the Registry's, not the key's, and
-// nothing runs per key between its renewals except a Store re-read every 4
-// minutes or so (WithStoreSync, ±10 %, spread over the keys).
+// nothing runs per key between its renewals: one timer for the whole Registry
+// re-reads each key's Store record every 4 minutes (WithStoreSync), the keys
+// spread evenly over the interval.
 //
 // A Registry is safe for concurrent use.
 type Registry struct {
@@ -27,19 +28,46 @@ type Registry struct {
 	sh     *shared
 	opts   []Option // for the keys whose Source asks for options of its own
 
-	entries sync.Map // key → *regEntry
+	// snap is a read-only copy of the ready keys of entries, which Get reads
+	// without a lock; it is rebuilt, under mu, a moment after entries change
+	// and whenever they grew by a quarter, so that its upkeep is amortized
+	// O(1) per key. A key missing from it, or whose Client was closed since,
+	// is served from entries.
+	snap atomic.Pointer[map[string]*Client]
 
-	mu     sync.Mutex // guards closed and the creation and removal of entries
-	closed bool
-	sweep  *time.Timer
+	mu sync.Mutex // guards the fields below
+	// entries maps a key to its *Client, or to a *regEntry while its lookup
+	// runs or after it failed: a ready key costs its Client and nothing more.
+	entries map[string]any
+	changes int         // to entries since snap was built
+	rebuild *time.Timer // rebuilds snap a moment after a change
+	closed  bool
+	sweep   *time.Timer
+
+	wheel syncWheel
 }
 
-// regEntry is one key of a Registry: its Client once looked up, or the
-// failure of the last lookup, kept for a while.
+// syncWheel re-reads the Store for every key of a Registry with one timer:
+// keys are spread over syncSlots slots, and each tick syncs one slot, so that
+// each key is read once per store-sync interval and the reads are spread
+// evenly, with nothing armed per key.
+type syncWheel struct {
+	mu    sync.Mutex
+	slots [syncSlots][]*Client
+	next  int
+	timer *time.Timer
+}
+
+// syncSlots is how many slots the store-sync interval is cut into: for the
+// default 4 min, a tick every second.
+const syncSlots = 240
+
+// regEntry is a key of a Registry whose lookup runs, or failed: the failure
+// is kept for a while. Once the lookup succeeds, the key maps to its Client.
 type regEntry struct {
-	client atomic.Pointer[Client]
 	ready  chan struct{} // closed when the lookup ended
-	err    error         // the lookup's failure, when client is nil
+	client *Client       // set before ready is closed, on success
+	err    error         // set before ready is closed, on failure
 	until  time.Time     // when a failed lookup may be tried again
 }
 
@@ -64,7 +92,7 @@ const (
 // and handed to every caller meanwhile, not retried per call. opts apply to
 // every key; a Source may add options of its own (an optional method
 // ClientOptions() []Option) and choose its store key (StoreKey() string; the
-// Registry key by default). The store sync defaults to every 4 min (±10 %).
+// Registry key by default). The store sync defaults to every 4 min.
 func NewRegistry(lookup func(ctx context.Context, key string) (Source, error), opts ...Option) (*Registry, error) {
 	if lookup == nil {
 		return nil, errors.New("wxtoken: NewRegistry: nil lookup")
@@ -80,12 +108,55 @@ func NewRegistry(lookup func(ctx context.Context, key string) (Source, error), o
 	if cfg.httpClient == nil {
 		cfg.httpClient = registryHTTPClient()
 	}
-	r := &Registry{lookup: lookup, sh: newShared(cfg, nil), opts: opts}
+	r := &Registry{lookup: lookup, sh: newShared(cfg, nil), opts: opts, entries: map[string]any{}}
+	r.snap.Store(&map[string]*Client{})
 	warnCleartext(cfg.baseURL, r.sh.log)
 	r.mu.Lock()
 	r.scheduleSweepLocked()
+	r.scheduleTickLocked()
 	r.mu.Unlock()
 	return r, nil
+}
+
+// addToWheel gives c a slot of the sync wheel, at random.
+func (r *Registry) addToWheel(c *Client) {
+	w := &r.wheel
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	i := rand.N(syncSlots)
+	w.slots[i] = append(w.slots[i], c)
+}
+
+// scheduleTickLocked arms the wheel's next tick, when store sync is on.
+func (r *Registry) scheduleTickLocked() {
+	if d := r.sh.cfg.storeSync; d > 0 && !r.closed {
+		r.wheel.timer = time.AfterFunc(d/syncSlots, r.tick)
+	}
+}
+
+// tick syncs the keys of the next slot, one after the other, then arms the
+// next tick: a Store that is slow slows the wheel down rather than piling up
+// reads. Keys closed since are dropped from the slot.
+func (r *Registry) tick() {
+	w := &r.wheel
+	w.mu.Lock()
+	slot := w.slots[w.next][:0]
+	for _, c := range w.slots[w.next] {
+		if !c.isClosed() {
+			slot = append(slot, c)
+		}
+	}
+	clear(w.slots[w.next][len(slot):])
+	w.slots[w.next] = slot
+	due := append([]*Client(nil), slot...)
+	w.next = (w.next + 1) % syncSlots
+	w.mu.Unlock()
+	for _, c := range due {
+		c.sync()
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.scheduleTickLocked()
 }
 
 // registryHTTPClient is the HTTP client of a Registry given none: one
@@ -99,14 +170,12 @@ func registryHTTPClient() *http.Client {
 // Get returns the credential of key, creating its Client on first use. A
 // fresh credential costs a map read and two atomic loads.
 func (r *Registry) Get(ctx context.Context, key string) (string, error) {
-	if v, ok := r.entries.Load(key); ok {
-		if c := v.(*regEntry).client.Load(); c != nil {
-			c.touch()
-			if tok, err := c.Get(ctx); err != ErrClosed {
-				return tok, err
-			}
-			// Forgotten since: look it up again below.
+	if c, ok := (*r.snap.Load())[key]; ok {
+		c.touch()
+		if tok, err := c.Get(ctx); err != ErrClosed {
+			return tok, err
 		}
+		// Forgotten since: look it up again below.
 	}
 	c, err := r.Client(ctx, key)
 	if err != nil {
@@ -129,10 +198,15 @@ func (r *Registry) Invalidate(ctx context.Context, key, bad string) (string, err
 // Client is a handle on the Registry: its Close forgets the key.
 func (r *Registry) Client(ctx context.Context, key string) (*Client, error) {
 	for {
-		e, creator, err := r.entry(key)
+		v, creator, err := r.entry(key)
 		if err != nil {
 			return nil, err
 		}
+		if c, ok := v.(*Client); ok {
+			c.touch()
+			return c, nil
+		}
+		e := v.(*regEntry)
 		if creator {
 			go r.create(key, e)
 		}
@@ -141,33 +215,37 @@ func (r *Registry) Client(ctx context.Context, key string) (*Client, error) {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("wxtoken: waiting for the lookup of %q: %w", key, context.Cause(ctx))
 		}
-		if c := e.client.Load(); c != nil {
-			c.touch()
-			return c, nil
+		if e.client != nil {
+			e.client.touch()
+			return e.client, nil
 		}
 		if time.Now().Before(e.until) {
 			return nil, e.err
 		}
-		r.entries.CompareAndDelete(key, e) // the failure is old: look up again
+		r.mu.Lock()
+		if r.entries[key] == any(e) {
+			delete(r.entries, key) // the failure is old: look up again
+		}
+		r.mu.Unlock()
 	}
 }
 
-// entry returns key's entry, making one (and reporting that the caller must
-// fill it) when there is none.
-func (r *Registry) entry(key string) (*regEntry, bool, error) {
-	if v, ok := r.entries.Load(key); ok {
-		return v.(*regEntry), false, nil
-	}
+// entry returns what key maps to, a *Client or a *regEntry, making a
+// *regEntry (and reporting that the caller must run the lookup) when there is
+// nothing.
+func (r *Registry) entry(key string) (any, bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return nil, false, ErrClosed
 	}
-	v, loaded := r.entries.LoadOrStore(key, &regEntry{ready: make(chan struct{})})
-	if !loaded {
-		r.sh.wg.Add(1)
+	if v, ok := r.entries[key]; ok {
+		return v, false, nil
 	}
-	return v.(*regEntry), !loaded, nil
+	e := &regEntry{ready: make(chan struct{})}
+	r.entries[key] = e
+	r.sh.wg.Add(1)
+	return e, true, nil
 }
 
 // create looks key up and fills e with its Client or the failure.
@@ -182,12 +260,50 @@ func (r *Registry) create(key string, e *regEntry) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed {
+	if r.closed || r.entries[key] != any(e) { // closed, or forgotten meanwhile
 		c.stop()
-		e.err, e.until = ErrClosed, time.Now().Add(time.Hour)
+		e.err, e.until = ErrClosed, time.Now()
 		return
 	}
-	e.client.Store(c)
+	r.entries[key] = c
+	e.client = c
+	r.changedLocked()
+}
+
+// changedLocked notes a change of entries: snap is rebuilt at once when the
+// Registry grew by a quarter since, else a moment later, so that a burst of
+// new keys costs few rebuilds and a lone new key reaches the fast path soon.
+func (r *Registry) changedLocked() {
+	r.changes++
+	if r.changes > len(*r.snap.Load())/4+64 {
+		r.rebuildLocked()
+		return
+	}
+	if r.rebuild == nil && !r.closed {
+		r.rebuild = time.AfterFunc(snapDelay, func() {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.rebuild = nil
+			if r.changes > 0 {
+				r.rebuildLocked()
+			}
+		})
+	}
+}
+
+// snapDelay is how long a changed key may wait for the lock-free path.
+const snapDelay = 100 * time.Millisecond
+
+// rebuildLocked makes snap the ready keys of entries.
+func (r *Registry) rebuildLocked() {
+	snap := make(map[string]*Client, len(r.entries))
+	for k, v := range r.entries {
+		if c, ok := v.(*Client); ok {
+			snap[k] = c
+		}
+	}
+	r.snap.Store(&snap)
+	r.changes = 0
 }
 
 // newClient runs lookup for key and builds its Client.
@@ -229,18 +345,23 @@ func (r *Registry) newClient(key string) (*Client, error) {
 		}
 		sh = newShared(cfg, r.sh)
 	}
-	return newKeyClient(sh, r, storeKey, src, info), nil
+	c := newKeyClient(sh, r, storeKey, src, info)
+	r.addToWheel(c)
+	return c, nil
 }
 
 // Forget drops key: its Client stops (calls waiting on it get ErrClosed) and
 // the next use of key looks it up again, as for a merchant who left or whose
 // secret changed. The credential stays in the Store.
 func (r *Registry) Forget(key string) {
-	v, ok := r.entries.LoadAndDelete(key)
-	if !ok {
-		return
+	r.mu.Lock()
+	v, ok := r.entries[key]
+	if ok {
+		delete(r.entries, key)
+		r.changedLocked()
 	}
-	if c := v.(*regEntry).client.Load(); c != nil {
+	r.mu.Unlock()
+	if c, ok := v.(*Client); ok {
 		c.stop()
 	}
 }
@@ -255,11 +376,17 @@ func (r *Registry) Close() error {
 	}
 	r.closed = true
 	stopTimer(r.sweep)
+	stopTimer(r.wheel.timer)
+	stopTimer(r.rebuild)
+	entries := r.entries
+	r.entries = map[string]any{}
+	r.snap.Store(&map[string]*Client{})
 	r.mu.Unlock()
-	r.entries.Range(func(k, v any) bool {
-		r.Forget(k.(string))
-		return true
-	})
+	for _, v := range entries {
+		if c, ok := v.(*Client); ok {
+			c.stop()
+		}
+	}
 	r.sh.cancel()
 	r.sh.wg.Wait()
 	// Runs that were under way may have ended after their key was stopped
@@ -269,9 +396,9 @@ func (r *Registry) Close() error {
 
 // Len returns how many keys the Registry holds.
 func (r *Registry) Len() int {
-	n := 0
-	r.entries.Range(func(any, any) bool { n++; return true })
-	return n
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.entries)
 }
 
 // touch marks c used since the last eviction sweep, at the cost of one atomic
@@ -293,22 +420,25 @@ func (r *Registry) scheduleSweepLocked() {
 // others unused for the next one: a key is evicted after being unused for
 // between WithEvictIdle/2 and WithEvictIdle.
 func (r *Registry) evictIdle() {
-	r.entries.Range(func(k, v any) bool {
-		if c := v.(*regEntry).client.Load(); c != nil && !c.used.Swap(false) {
-			r.Forget(k.(string))
+	r.mu.Lock()
+	var idle []string
+	for k, v := range r.entries {
+		if c, ok := v.(*Client); ok && !c.used.Swap(false) {
+			idle = append(idle, k)
 		}
-		return true
-	})
+	}
+	r.mu.Unlock()
+	for _, k := range idle {
+		r.Forget(k)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.scheduleSweepLocked()
 }
 
-// syncJitter spreads the store syncs of a Registry's keys: each key's first
-// one comes at a random point of the interval, later ones ±10 % around it.
-func syncJitter(d time.Duration, first bool) time.Duration {
-	if first {
-		return rand.N(d) + 1
-	}
-	return d - d/10 + rand.N(d/5+1)
+// isClosed reports whether c was closed (or forgotten by its Registry).
+func (c *Client) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
 }

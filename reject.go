@@ -34,8 +34,8 @@ func (c *Client) rejectWindowLocked(bad Token) time.Duration {
 // Store that does not keep the field, from what this Client gave it.
 func (c *Client) rejectionsOfLocked(bad Token) int {
 	n := bad.Rejections
-	if c.lastReplacement.AccessToken == bad.AccessToken {
-		n = max(n, c.lastReplacement.Rejections)
+	if c.rare != nil && c.rare.lastReplacement.AccessToken == bad.AccessToken {
+		n = max(n, c.rare.lastReplacement.Rejections)
 	}
 	return min(max(n, 0), maxRejections)
 }

@@ -138,29 +138,46 @@ type Client struct {
 	inflight   *call
 	active     int           // shared fetches under way, with the saves after them
 	idle       chan struct{} // closed when active drops to zero (waitIdle)
-	lastStart  time.Time     // when the last shared fetch started
-	lastIssued time.Time     // when WeChat last issued a token to this Client
+	lastStart  int64         // when the last shared fetch started, in Unix nanoseconds
+	lastIssued int64         // when WeChat last issued a token to this Client; 0: never
 	gate       gate
-	// renewTimer moves the cached token to stale, then to expired; retryTimer
-	// starts a postponed renewal; syncTimer re-reads the Store.
+	// renewTimer moves the cached token to stale, then to expired; syncTimer
+	// re-reads the Store (a lone Client's; a Registry's wheel does it for its
+	// keys).
 	renewTimer *time.Timer
-	retryTimer *time.Timer
 	syncTimer  *time.Timer
-	retryAt    time.Time // when retryTimer fires
-	// storeFailures counts renewals in a row given up because the Store could
-	// not be read or locked, for their backoff.
-	storeFailures int
-	forces        []time.Time // stable-token force refreshes of the last day, as far as known here
 
 	// rejected is the last token a caller reported rejected: it is never
 	// again the answer, nor adopted from the Store, nor kept in preference
 	// to another valid token.
 	rejected string
+	// rare holds what most keys never need (a postponed renewal, failures,
+	// force refreshes, replaced rejections): allocated on first use, so that
+	// thousands of healthy keys do not pay for it.
+	rare *rareState
+
+	stats stats
+}
+
+// rareState is the part of a Client's state that only trouble brings.
+type rareState struct {
+	retryTimer *time.Timer // starts a postponed renewal
+	retryAt    time.Time   // when retryTimer fires
+	// storeFailures counts renewals in a row given up because the Store could
+	// not be read or locked, for their backoff.
+	storeFailures int
+	forces        []time.Time // stable-token force refreshes of the last day, as far as known here
 	// lastReplacement is the last token fetched to replace a rejected one,
 	// with its Rejections, for Stores that do not keep that field.
 	lastReplacement replacement
+}
 
-	stats stats
+// rareLocked returns c's rare state, allocating it on first use.
+func (c *Client) rareLocked() *rareState {
+	if c.rare == nil {
+		c.rare = &rareState{}
+	}
+	return c.rare
 }
 
 // replacement is a token fetched to replace a rejected one.
@@ -268,7 +285,7 @@ func newKeyClient(sh *shared, r *Registry, key string, src Source, info SourceIn
 	c := &Client{shared: sh, registry: r, appID: info.AppID, key: key, src: src, info: &info}
 	c.cur.Store(emptyEntry)
 	c.mu.Lock()
-	c.scheduleSyncLocked(true)
+	c.scheduleSyncLocked()
 	c.mu.Unlock()
 	return c
 }
@@ -384,8 +401,10 @@ func (c *Client) stop() bool {
 	}
 	c.closed = true
 	c.cur.Store(closedEntry)
-	for _, t := range []*time.Timer{c.renewTimer, c.retryTimer, c.syncTimer} {
-		stopTimer(t)
+	stopTimer(c.renewTimer)
+	stopTimer(c.syncTimer)
+	if c.rare != nil {
+		stopTimer(c.rare.retryTimer)
 	}
 	return true
 }
