@@ -366,6 +366,16 @@ func (c *Client) settle(cl *call, tok Token, fetched bool, err error) (_ Token, 
 	return tok, gateBefore, err
 }
 
+// reopenGate opens the failure gate at once: the quotas were just cleared, so
+// the 45009 that shut it no longer holds.
+func (c *Client) reopenGate() {
+	c.mu.Lock()
+	before := c.gate.shared
+	c.gate = gate{}
+	c.mu.Unlock()
+	c.observeGate(before)
+}
+
 // ownRefusal reports whether err is one of the Client's own refusals to call
 // WeChat (the shut gate, the rejection backoff, the force-refresh budget)
 // rather than a failure of an attempt.

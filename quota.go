@@ -81,7 +81,11 @@ func (c *Client) ClearQuota(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("wxtoken: clear_quota: %w", err)
 	}
-	return c.withToken(ctx, PathClearQuota, body, nil)
+	err = c.withToken(ctx, PathClearQuota, body, nil)
+	if err == nil {
+		c.reopenGate()
+	}
+	return err
 }
 
 // ClearQuotaV2 resets the daily quotas of the Client's account through
@@ -101,7 +105,11 @@ func (c *Client) ClearQuotaV2(ctx context.Context) error {
 	if err != nil {
 		return r.err(fmt.Errorf("wxtoken: clear_quota/v2: %w", err))
 	}
-	return c.post(req, r, clearQuotaKind, nil)
+	err = c.post(req, r, clearQuotaKind, nil)
+	if err == nil {
+		c.reopenGate()
+	}
+	return err
 }
 
 // withToken posts body to path with the Client's access_token and decodes
