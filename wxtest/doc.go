@@ -133,6 +133,15 @@
 // errmsg ends with a random " rid: ..." like WeChat's (WithoutRID drops it).
 // The fake never echoes or records a secret.
 //
+// POST /cgi-bin/openapi/quota/get?access_token=... {"cgi_path":...}
+// (PathQuotaGet) reports {daily_limit, used, remain} for the token,
+// stable_token and ticket endpoints (76021 for any other path). POST
+// /cgi-bin/clear_quota?access_token=... {"appid":...} (PathClearQuota) and POST
+// /cgi-bin/clear_quota/v2?appid=...&appsecret=... (PathClearQuotaV2, no token
+// needed) reset the account's daily quotas, DefaultClearQuotaMonthly (10) times
+// a Beijing month between them, then answer 48006. QuotaCalls and
+// ClearQuotaLeft count them.
+//
 // # Inspecting and steering
 //
 // Counters (TokenCalls, StableCalls, ForceRefreshCalls, BusinessCalls,
