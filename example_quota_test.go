@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log"
-	"log/slog"
-	"os"
 
 	"github.com/wxtoken/wxtoken"
 	"github.com/wxtoken/wxtoken/wxtest"
@@ -17,11 +15,9 @@ import (
 func ExampleClient_Quota() {
 	srv := wxtest.NewServer()
 	defer srv.Close()
-	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelError}))
+	// A fetch answered 45009 logs a warning naming the reset time by itself.
 	c, err := wxtoken.New(wxtest.DefaultAppID, wxtest.DefaultSecret,
-		wxtoken.WithBaseURL(srv.URL()), wxtoken.WithStore(wxtoken.NewMemoryStore()),
-		// Logs a warning naming the reset time whenever a fetch gets 45009.
-		wxtoken.WithObserver(wxtoken.WarnDailyQuota(logger, nil)))
+		wxtoken.WithBaseURL(srv.URL()), wxtoken.WithStore(wxtoken.NewMemoryStore()))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -48,12 +48,13 @@ const (
 	EventInvalidate                      // a caller reported a rejected token
 	EventGateShut                        // a failure shut the gate: WeChat is not called until Until
 	EventGateOpen                        // a successful fetch opened the gate again
+	EventQuotaSpent                      // the token endpoint answered 45009: Until is when the daily quota resets
 )
 
 var eventKindNames = [...]string{
 	EventFetch: "fetch", EventStoreLoad: "store_load", EventStoreSave: "store_save",
 	EventLockWait: "lock_wait", EventWait: "wait", EventInvalidate: "invalidate",
-	EventGateShut: "gate_shut", EventGateOpen: "gate_open",
+	EventGateShut: "gate_shut", EventGateOpen: "gate_open", EventQuotaSpent: "quota_spent",
 }
 
 // String returns the kind's name in snake case, as metric labels use it.

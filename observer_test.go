@@ -187,13 +187,13 @@ func TestPanickingObserverIsHarmless(t *testing.T) {
 
 func TestEventNames(t *testing.T) {
 	var kinds, outcomes []string
-	for k := EventFetch; k <= EventGateOpen; k++ {
+	for k := EventFetch; k <= EventQuotaSpent; k++ {
 		kinds = append(kinds, k.String())
 	}
 	for o := OutcomeOK; o <= OutcomeCached; o++ {
 		outcomes = append(outcomes, o.String())
 	}
-	assert.Equal(t, "fetch store_load store_save lock_wait wait invalidate gate_shut gate_open", strings.Join(kinds, " "))
+	assert.Equal(t, "fetch store_load store_save lock_wait wait invalidate gate_shut gate_open quota_spent", strings.Join(kinds, " "))
 	assert.Equal(t, "ok miss retryable permanent canceled refused newer cached", strings.Join(outcomes, " "))
 	assert.Equal(t, "unknown", EventKind(0).String())
 	assert.Equal(t, "unknown", Outcome(99).String())

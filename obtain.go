@@ -207,6 +207,7 @@ func (c *Client) fetchCounted(ctx context.Context, req FetchRequest) (Token, err
 		c.stats.fetchFailures.Add(1)
 		c.log.Warn("wxtoken: fetching a token failed", "appid", c.appID, "err", err,
 			"retryable", IsRetryable(err))
+		c.noteQuotaSpent(err)
 		return Token{}, err
 	}
 	if tok.AccessToken == c.cur.Load().tok.AccessToken {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"time"
@@ -187,31 +186,16 @@ func clearQuotaKind(code int) ErrorKind {
 	return KindPermanent
 }
 
-// DailyQuotaSpent reports whether e is a fetch that WeChat answered 45009,
-// and when the quota resets (the Beijing midnight after the event).
-func DailyQuotaSpent(e Event, now time.Time) (resetAt time.Time, ok bool) {
+// noteQuotaSpent logs, and tells the Observer, when err is the token
+// endpoint's 45009: nothing but the reset at Beijing midnight (or ClearQuota)
+// brings the quota back, and the log says when.
+func (c *Client) noteQuotaSpent(err error) {
 	var apiErr *APIError
-	if e.Kind != EventFetch || !errors.As(e.Err, &apiErr) || apiErr.Code != CodeDailyQuota {
-		return time.Time{}, false
+	if !errors.As(err, &apiErr) || apiErr.Code != CodeDailyQuota {
+		return
 	}
-	return DailyQuotaReset(now), true
-}
-
-// WarnDailyQuota returns an Observer that logs a warning on log whenever a
-// fetch is answered 45009, naming the Client's key and when the quota resets,
-// and hands every event on to next (when not nil). Give it to WithObserver:
-//
-//	wxtoken.WithObserver(wxtoken.WarnDailyQuota(logger, metrics))
-func WarnDailyQuota(log *slog.Logger, next Observer) Observer {
-	return ObserverFunc(func(e Event) {
-		if at, ok := DailyQuotaSpent(e, time.Now()); ok && log != nil {
-			log.Warn("wxtoken: WeChat's daily quota for new tokens is spent (45009); "+
-				"the Client serves what it has, and the quota resets at midnight Beijing time "+
-				"(ClearQuotaV2, or wxtoken clear-quota, resets it now: 10 a month)",
-				"key", e.Key, "resets_at", at.Format(time.RFC3339), "in", time.Until(at).Round(time.Minute))
-		}
-		if next != nil {
-			next.Observe(e)
-		}
-	})
+	resetAt := DailyQuotaReset(time.Now())
+	c.log.Warn("wxtoken: the daily quota of the token endpoint is spent; ClearQuotaV2 or the reset brings it back",
+		"appid", c.appID, "resets_at", resetAt.Format(time.RFC3339))
+	c.observe(Event{Kind: EventQuotaSpent, Outcome: OutcomePermanent, Until: resetAt, Err: err})
 }

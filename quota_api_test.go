@@ -158,41 +158,34 @@ func TestDailyQuotaResetIsBeijingMidnight(t *testing.T) {
 	}
 }
 
-func TestWarnDailyQuotaLogsTheResetAndPassesEventsOn(t *testing.T) {
+// A fetch answered 45009 logs a warning naming the reset, and tells the
+// Observer with an EventQuotaSpent whose Until is that reset.
+func TestDailyQuotaSpentIsLoggedAndObserved(t *testing.T) {
 	t.Parallel()
 	srv := quotaServer(t)
 	srv.Inject(wxtest.FaultErrcode(wxtoken.CodeDailyQuota, "").On(wxtest.PathToken))
 	var logs bytes.Buffer
 	var mu sync.Mutex // events come from the caller's and the fetch's goroutines
-	var kinds []wxtoken.EventKind
-	next := wxtoken.ObserverFunc(func(e wxtoken.Event) {
+	var spent []wxtoken.Event
+	obs := wxtoken.ObserverFunc(func(e wxtoken.Event) {
 		mu.Lock()
 		defer mu.Unlock()
-		kinds = append(kinds, e.Kind)
+		if e.Kind == wxtoken.EventQuotaSpent {
+			spent = append(spent, e)
+		}
 	})
-	c := quotaClient(t, srv, wxtoken.WithObserver(wxtoken.WarnDailyQuota(slog.New(slog.NewTextHandler(&logs, nil)), next)))
+	c := quotaClient(t, srv, wxtoken.WithObserver(obs), wxtoken.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	_, err := c.Get(context.Background())
 	require.Error(t, err)
 	require.NoError(t, c.Close()) // waits for the fetch's goroutine, which logged
-	reset := wxtoken.DailyQuotaReset(time.Now()).Format(time.RFC3339)
+	reset := wxtoken.DailyQuotaReset(time.Now())
 	assert.Contains(t, logs.String(), "level=WARN")
-	assert.Contains(t, logs.String(), "(45009)")
-	assert.Contains(t, logs.String(), "resets_at="+reset)
-	assert.Contains(t, logs.String(), "key="+wxtest.DefaultAppID)
-	assert.Contains(t, kinds, wxtoken.EventFetch, "events reach the next Observer")
+	assert.Contains(t, logs.String(), "daily quota of the token endpoint is spent")
+	assert.Contains(t, logs.String(), "resets_at="+reset.Format(time.RFC3339))
 	assert.NotContains(t, logs.String(), wxtest.DefaultSecret)
-}
-
-func TestDailyQuotaSpentOnlyFor45009Fetches(t *testing.T) {
-	t.Parallel()
-	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	spent := &wxtoken.APIError{Code: wxtoken.CodeDailyQuota}
-	_, ok := wxtoken.DailyQuotaSpent(wxtoken.Event{Kind: wxtoken.EventFetch, Err: fmt.Errorf("x: %w", spent)}, now)
-	assert.True(t, ok)
-	_, ok = wxtoken.DailyQuotaSpent(wxtoken.Event{Kind: wxtoken.EventWait, Err: spent}, now)
-	assert.False(t, ok)
-	_, ok = wxtoken.DailyQuotaSpent(wxtoken.Event{Kind: wxtoken.EventFetch, Err: &wxtoken.APIError{Code: wxtoken.CodeMinuteQuota}}, now)
-	assert.False(t, ok)
+	require.Len(t, spent, 1)
+	assert.True(t, reset.Equal(spent[0].Until))
+	assert.Equal(t, "quota_spent", spent[0].Kind.String())
 }
 
 // assertNoSecretInChain fails if any level of err's chain quotes secret.

@@ -71,8 +71,11 @@ import (
 const (
 	// DefaultPrefix starts every key a Store writes unless WithPrefix says otherwise.
 	DefaultPrefix = "wxtoken:"
-	// DefaultLease is the lock lease Lock uses when it is given none.
-	DefaultLease = 30 * time.Second
+	// DefaultLease is the lock lease Lock uses when it is given none: the same
+	// as wxtoken.DefaultLockLease, which a Client always passes. The lease is
+	// renewed while its holder lives, so it bounds only how long a holder
+	// that died delays the others.
+	DefaultLease = 15 * time.Second
 	// DefaultTimeout bounds each call a Store makes to Redis unless WithTimeout
 	// says otherwise. It is well inside wxtoken's fetch timeout, so that a Redis
 	// that hangs costs a caller about a second, not the whole fetch.

@@ -176,6 +176,9 @@ type Server struct {
 	t testing.TB
 }
 
+// skipNotice prints, once per test binary, that the Redis tests are skipped.
+var skipNotice sync.Once
+
 // Start starts a redis-server for t and stops it when t ends. It skips t when
 // redis-server is not installed, unless the environment variable CI is set,
 // in which case it fails t.
@@ -186,6 +189,10 @@ func Start(t testing.TB) *Server {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("%v, and CI is set: install it (.ci/run does so with apt-get)", err)
 		}
+		skipNotice.Do(func() {
+			// go test shows a skip only with -v: say it once where anyone sees it.
+			fmt.Fprintln(os.Stderr, "redistest: redis-server not installed; the Redis tests are skipped (apt-get install redis-server)")
+		})
 		t.Skip("redis-server not installed; install it to run the Redis tests (CI fails instead of skipping)")
 	}
 	if err != nil {
