@@ -11,7 +11,7 @@ import (
 // The sizes of the per-series tables: every kind and outcome wxtoken defines
 // has a slot; a value beyond them (from a newer core) takes the slow path.
 const (
-	numKinds    = int(wxtoken.EventGateOpen) + 1
+	numKinds    = int(wxtoken.EventQuotaSpent) + 1
 	numOutcomes = int(wxtoken.OutcomeCached) + 1
 )
 
