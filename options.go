@@ -174,7 +174,9 @@ func WithMinRenewInterval(d time.Duration) Option { return func(c *config) { c.m
 func WithLookupRetry(d time.Duration) Option { return func(c *config) { c.lookupRetry = d } }
 
 // WithEvictIdle makes a Registry forget keys nobody used for d (between d/2
-// and d, checked by one sweep every d/2 for all keys): the accounts of
-// merchants who left stop being renewed. Their credentials stay in the Store.
+// and d, checked by one sweep every d/2 for all keys) through its Get or
+// Invalidate: the accounts of merchants who left stop being renewed. Their
+// credentials stay in the Store. Keys handed out by Registry.Client are not
+// evicted (their holders use them directly).
 // Zero, the default, keeps every key. Lone Clients ignore it.
 func WithEvictIdle(d time.Duration) Option { return func(c *config) { c.evictIdle = d } }

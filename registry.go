@@ -177,7 +177,7 @@ func (r *Registry) Get(ctx context.Context, key string) (string, error) {
 		}
 		// Forgotten since: look it up again below.
 	}
-	c, err := r.Client(ctx, key)
+	c, err := r.client(ctx, key)
 	if err != nil {
 		return "", err
 	}
@@ -187,7 +187,7 @@ func (r *Registry) Get(ctx context.Context, key string) (string, error) {
 // Invalidate reports that WeChat rejected bad, the credential of key, and
 // returns the one to retry with (see Client.Invalidate).
 func (r *Registry) Invalidate(ctx context.Context, key, bad string) (string, error) {
-	c, err := r.Client(ctx, key)
+	c, err := r.client(ctx, key)
 	if err != nil {
 		return "", err
 	}
@@ -195,8 +195,20 @@ func (r *Registry) Invalidate(ctx context.Context, key, bad string) (string, err
 }
 
 // Client returns the Client of key, looking its Source up on first use. The
-// Client is a handle on the Registry: its Close forgets the key.
+// Client is a handle on the Registry: its Close forgets the key. Since its
+// holder may call it directly, where the Registry cannot see the use, a key
+// handed out by Client is never evicted as idle (WithEvictIdle); Forget, or the
+// handle's Close, still drops it.
 func (r *Registry) Client(ctx context.Context, key string) (*Client, error) {
+	c, err := r.client(ctx, key)
+	if err == nil {
+		c.pinned.Store(true)
+	}
+	return c, err
+}
+
+// client is Client without pinning the key.
+func (r *Registry) client(ctx context.Context, key string) (*Client, error) {
 	for {
 		v, creator, err := r.entry(key)
 		if err != nil {
@@ -423,7 +435,7 @@ func (r *Registry) evictIdle() {
 	r.mu.Lock()
 	var idle []string
 	for k, v := range r.entries {
-		if c, ok := v.(*Client); ok && !c.used.Swap(false) {
+		if c, ok := v.(*Client); ok && !c.pinned.Load() && !c.used.Swap(false) {
 			idle = append(idle, k)
 		}
 	}

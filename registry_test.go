@@ -116,13 +116,23 @@ func TestRegistryForgetsAndEvicts(t *testing.T) {
 		assert.Equal(t, 1, rig.r.Len(), "the unused key was evicted")
 		assert.Equal(t, int64(2), rig.lookups.Load())
 
+		// A key handed out by Client is used directly: never evicted as idle.
+		pinned, err := rig.r.Client(context.Background(), "pinned")
+		require.NoError(t, err)
+		time.Sleep(30 * time.Minute)
+		assert.Equal(t, "pinned", mustGet(t, pinned)[:6])
+		require.NoError(t, pinned.Close())
+		assert.Equal(t, int64(3), rig.lookups.Load())
+		_, err = rig.r.Get(context.Background(), "busy")
+		require.NoError(t, err)
+
 		c, err := rig.r.Client(context.Background(), "busy")
 		require.NoError(t, err)
 		require.NoError(t, c.Close()) // a handle: forgets the key
 		assert.Zero(t, rig.r.Len())
 		_, err = rig.r.Get(context.Background(), "busy")
 		require.NoError(t, err)
-		assert.Equal(t, int64(3), rig.lookups.Load())
+		assert.Equal(t, int64(5), rig.lookups.Load())
 
 		require.NoError(t, rig.r.Close())
 		_, err = rig.r.Get(context.Background(), "busy")

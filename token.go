@@ -125,8 +125,9 @@ type Client struct {
 	// that Close cancels and the WaitGroup it waits for. Per key there is
 	// only what follows.
 	*shared
-	registry *Registry // nil for a lone Client
-	used     atomic.Bool
+	registry *Registry   // nil for a lone Client
+	used     atomic.Bool // a Registry's key: used since the last eviction sweep
+	pinned   atomic.Bool // a Registry's key handed out by Registry.Client: never evicted
 
 	appID string
 	key   string
