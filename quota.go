@@ -196,6 +196,6 @@ func (c *Client) noteQuotaSpent(err error) {
 	}
 	resetAt := DailyQuotaReset(time.Now())
 	c.log.Warn("wxtoken: the daily quota of the token endpoint is spent; ClearQuotaV2 or the reset brings it back",
-		"appid", c.appID, "resets_at", resetAt.Format(time.RFC3339))
+		"appid", c.appID, "resets_at", resetAt.Format(time.RFC3339), "err", err)
 	c.observe(Event{Kind: EventQuotaSpent, Outcome: OutcomePermanent, Until: resetAt, Err: err})
 }

@@ -358,6 +358,7 @@ func (r *Registry) newClient(key string) (*Client, error) {
 		sh = newShared(cfg, r.sh)
 	}
 	c := newKeyClient(sh, r, storeKey, src, info)
+	c.used.Store(true) // just asked for: not idle at the next sweep
 	r.addToWheel(c)
 	return c, nil
 }
