@@ -38,10 +38,14 @@ var (
 
 // call is one shared fetch. Its result is written before done is closed.
 type call struct {
-	done chan struct{}
-	tok  Token
-	err  error
+	done    chan struct{}
+	tok     Token
+	err     error
+	settled bool // finish ran (guarded by running on the fetch's goroutine only)
 }
+
+// errSettleFailed is what waiters get if recording a fetch's outcome panicked.
+var errSettleFailed = errors.New("wxtoken: the fetch ended in an internal panic; see the log")
 
 // request says what a fetch is for. bad is the token a caller saw rejected
 // (Invalidate), zero for a renewal: a token equal to it is never the answer.
@@ -265,17 +269,24 @@ func (c *Client) waitIdle() {
 func (c *Client) run(cl *call, req request) {
 	defer c.wg.Done()
 	defer c.ended()
+	// A panic in recording the outcome (a user's slog handler) has released
+	// the waiters already (finish's deferred close); it must not crash the
+	// process, and the logger that would report it may be what panicked.
+	defer func() { _ = recover() }()
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.fetchTimeout)
 	defer cancel()
 	delivered := false
 	deliver := func(tok Token, fetched bool) Token {
+		got := c.finish(cl, tok, fetched, nil)
 		delivered = true
-		return c.finish(cl, tok, fetched, nil)
+		return got
 	}
 	err := c.obtainSafely(ctx, req, deliver)
 	switch {
-	case !delivered:
+	case !delivered && !cl.settled:
 		c.finish(cl, Token{}, false, err)
+	case !delivered:
+		// finish itself panicked: its deferred close already released the waiters.
 	case err != nil:
 		c.log.Warn("wxtoken: after the token was handed out", "appid", c.appID, "err", err)
 	}
@@ -296,10 +307,19 @@ func (c *Client) obtainSafely(ctx context.Context, req request, deliver deliverF
 // finish publishes the outcome of a shared fetch, hands it to its waiters and
 // returns the token they got. fetched says whether WeChat issued tok (rather
 // than the Store holding it), which alone opens the failure gate.
+//
+// The waiters are released whatever happens, even if recording panics (a
+// user's Observer or slog handler may); they then get errSettleFailed.
 func (c *Client) finish(cl *call, tok Token, fetched bool, err error) Token {
+	cl.settled = true
+	cl.err = errSettleFailed
+	defer close(cl.done)
 	var before *sharedFailure
 	cl.tok, before, cl.err = c.settle(cl, tok, fetched, err)
-	close(cl.done)
+	if cl.err == nil {
+		c.log.Debug("wxtoken: token cached", "appid", c.appID, "token", fingerprint(cl.tok.AccessToken),
+			"expires_at", cl.tok.ExpiresAt())
+	}
 	c.observeGate(before)
 	return cl.tok
 }
@@ -372,17 +392,32 @@ func (c *Client) reopenGate() {
 	c.mu.Lock()
 	before := c.gate.shared
 	c.gate = gate{}
+	c.refreshLocked() // a renewal the gate postponed may run now
 	c.mu.Unlock()
 	c.observeGate(before)
 }
 
-// ownRefusal reports whether err is one of the Client's own refusals to call
-// WeChat (the shut gate, the rejection backoff, the force-refresh budget)
-// rather than a failure of an attempt.
+// refusal marks one of this Client's own refusals to call WeChat (its shut
+// gate, its rejection backoff, its force-refresh budget), as opposed to a
+// failure of an attempt. It is checked by type at the top of the error only:
+// a Source's error may wrap another Client's refusal (a ticket's token
+// Client's shut gate), which for this Client is a failure to back off from.
+type refusal struct{ error }
+
+func (r *refusal) Unwrap() error { return r.error }
+
+// refuse marks err, when not nil, as this Client's own refusal.
+func refuse(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &refusal{err}
+}
+
+// ownRefusal reports whether err is this Client's own refusal.
 func ownRefusal(err error) bool {
-	var shared *sharedFailure
-	return errors.As(err, &shared) || errors.Is(err, ErrRejectedTooSoon) ||
-		errors.Is(err, ErrForceRefreshLimited)
+	_, ok := err.(*refusal)
+	return ok
 }
 
 // publishLocked makes tok the cached token unless the cache holds a newer valid
@@ -391,16 +426,20 @@ func ownRefusal(err error) bool {
 // preference to another valid token.
 func (c *Client) publishLocked(tok Token, now time.Time) Token {
 	cur := c.cur.Load()
-	if tok.AccessToken == c.rejected ||
-		(c.servesLocked(cur, request{}) && (sameToken(cur.tok, tok) || cur.tok.NewerThan(tok, now))) {
+	if c.servesLocked(cur, request{}) &&
+		(tok.AccessToken == c.rejected || sameToken(cur.tok, tok) || cur.tok.NewerThan(tok, now)) {
 		return cur.tok
+	}
+	if tok.AccessToken == c.rejected {
+		// Nothing better to serve, and the issuer handed the rejected token
+		// back as its current one (WeCom does while it is valid): it is
+		// cached again, dated now, so that rejecting it again backs off.
+		c.rejected = ""
 	}
 	staleAt, expireAt := deadlines(tok, c.cfg.refreshBefore, true, now)
 	st := stateAt(now, staleAt, expireAt)
 	c.cur.Store(&entry{tok: tok, state: st})
 	c.armLocked(tok.AccessToken, staleAt.Sub(now), expireAt.Sub(now), st)
-	c.log.Debug("wxtoken: token cached", "appid", c.appID, "token", fingerprint(tok.AccessToken),
-		"expires_at", expireAt)
 	if st == stateStale {
 		c.refreshLocked()
 	}

@@ -18,7 +18,10 @@ import (
 // callout runs f and returns its result, or ctx's error if ctx ends first.
 // A result that arrives after the caller gave up is handed to abandoned, when
 // set, so that a lock taken too late is released rather than held.
-func callout[T any](ctx context.Context, c *Client, what string, f func(context.Context) (T, error), abandoned func(T)) (T, error) {
+//
+// scrub names tokens the call handles that a panic's value may quote and the
+// Client may not know yet (a token being saved, the Store's refresh token).
+func callout[T any](ctx context.Context, c *Client, what string, f func(context.Context) (T, error), abandoned func(T), scrub ...string) (T, error) {
 	type result struct {
 		v   T
 		err error
@@ -33,7 +36,7 @@ func callout[T any](ctx context.Context, c *Client, what string, f func(context.
 		func() {
 			defer func() {
 				if p := recover(); p != nil {
-					r.err = c.panicError(what, p)
+					r.err = c.panicError(what, p, scrub...)
 				}
 			}()
 			r.v, r.err = f(ctx)
@@ -67,14 +70,15 @@ func callout[T any](ctx context.Context, c *Client, what string, f func(context.
 
 // panicError describes a panic in user code without the secret or any token
 // the Client knows: a panicking Save prints the Token it was given.
-func (c *Client) panicError(what string, p any) error {
+func (c *Client) panicError(what string, p any, scrub ...string) error {
 	if c == nil {
 		// No Client yet (a Registry's lookup): nothing to scrub with, so the
 		// value, which may hold a secret, is not quoted.
 		return fmt.Errorf("wxtoken: panic in %s (its value is not shown: it may hold a secret)", what)
 	}
 	c.mu.Lock()
-	known := []string{c.cur.Load().tok.AccessToken, c.rejected}
+	cur := c.cur.Load().tok
+	known := append([]string{cur.AccessToken, cur.Refresh, c.rejected}, scrub...)
 	if c.rare != nil {
 		known = append(known, c.rare.lastReplacement.AccessToken)
 	}
@@ -109,9 +113,9 @@ func (c *Client) saveStore(ctx context.Context, key string, tok Token) error {
 	start := time.Now()
 	_, err := callout(ctx, c, "Store.Save", func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, c.store.Save(ctx, key, tok)
-	}, nil)
+	}, nil, tok.AccessToken, tok.Refresh)
 	if err != nil {
-		err = redactToken(err, tok.AccessToken)
+		err = redactor{tokenRedaction(tok.AccessToken), tokenRedaction(tok.Refresh)}.err(err)
 	}
 	c.observeSince(EventStoreSave, start, err)
 	return err
@@ -163,7 +167,7 @@ func (c *Client) fetchUpstream(ctx context.Context, req FetchRequest) (Token, er
 	started := time.Now()
 	tok, err := callout(ctx, c, "Source.Fetch", func(ctx context.Context) (Token, error) {
 		return c.src.Fetch(ctx, req)
-	}, nil)
+	}, nil, req.Rejected, req.Current.AccessToken, req.Current.Refresh)
 	if err == nil && tok.CreateTime.IsZero() {
 		tok.CreateTime = started // a Source may leave the date to the Client
 	}
@@ -174,7 +178,8 @@ func (c *Client) fetchUpstream(ctx context.Context, req FetchRequest) (Token, er
 		}
 	}
 	if err != nil {
-		err = redactor{tokenRedaction(req.Rejected), tokenRedaction(req.Current.AccessToken)}.err(err)
+		err = redactor{tokenRedaction(req.Rejected), tokenRedaction(req.Current.AccessToken),
+			tokenRedaction(req.Current.Refresh)}.err(err)
 	}
 	return tok, err
 }

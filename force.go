@@ -29,7 +29,8 @@ func (c *Client) bookForce(ctx context.Context, now time.Time) error {
 	c.mu.Lock()
 	local := c.rareLocked().forces
 	c.mu.Unlock()
-	if err := checkForces(recentForces(local, now), now); err != nil {
+	perDay, interval := c.info.ForcePerDay, c.info.ForceInterval
+	if err := checkForces(recentForces(local, now), now, perDay, interval); err != nil {
 		return err // known here already: no need to ask the Store
 	}
 	key := c.key + forceKeySuffix
@@ -37,8 +38,8 @@ func (c *Client) bookForce(ctx context.Context, now time.Time) error {
 	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrCorrupt) {
 		return fmt.Errorf("%w: the booking in the store cannot be read: %w", ErrForceRefreshLimited, err)
 	}
-	forces := recentForces(mergeForces(local, decodeForces(rec.AccessToken)), now)
-	if err := checkForces(forces, now); err != nil {
+	forces := recentForces(mergeForces(local, decodeForces(rec.AccessToken, perDay)), now)
+	if err := checkForces(forces, now, perDay, interval); err != nil {
 		return err
 	}
 	forces = append(forces, now)
@@ -52,13 +53,14 @@ func (c *Client) bookForce(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-// checkForces refuses a force refresh at now after forces (the last day's).
-func checkForces(forces []time.Time, now time.Time) error {
-	if n := len(forces); n >= forcePerDay {
+// checkForces refuses a force refresh at now after forces (the last day's),
+// when perDay were made or the last was less than interval ago.
+func checkForces(forces []time.Time, now time.Time, perDay int, interval time.Duration) error {
+	if n := len(forces); n >= perDay {
 		return fmt.Errorf("%w: %d force refreshes in the last 24 h", ErrForceRefreshLimited, n)
-	} else if n > 0 && now.Sub(forces[n-1]) < forceInterval {
+	} else if n > 0 && now.Sub(forces[n-1]) < interval {
 		return fmt.Errorf("%w: the last one was %s ago, WeChat requires %s",
-			ErrForceRefreshLimited, now.Sub(forces[n-1]).Round(time.Second), forceInterval)
+			ErrForceRefreshLimited, now.Sub(forces[n-1]).Round(time.Second), interval)
 	}
 	return nil
 }
@@ -107,9 +109,9 @@ func encodeForces(forces []time.Time) string {
 
 // decodeForces reads a booking record's text, sorted; anything it cannot read
 // counts as no booking.
-func decodeForces(s string) []time.Time {
+func decodeForces(s string, perDay int) []time.Time {
 	fields := strings.Split(s, ".")
-	if fields[0] != forceRecordPrefix || len(fields) > forcePerDay+2 {
+	if fields[0] != forceRecordPrefix || len(fields) > perDay+2 {
 		return nil
 	}
 	var forces []time.Time

@@ -29,6 +29,11 @@ func (c *Client) obtain(ctx context.Context, req request, deliver deliverFunc) e
 		deliver(tok, false)
 		return nil
 	}
+	if loadErr == nil && req.bad.CreateTime.IsZero() && stored.AccessToken == req.bad.AccessToken {
+		// The rejected token was not cached here (a cold replica, a restart)
+		// but the Store knows its age and count: the backoff applies all the same.
+		req.bad = stored
+	}
 	if err := c.mayCallWeChat(req); err != nil {
 		return err
 	}
@@ -87,9 +92,9 @@ func (c *Client) mayCallWeChat(req request) error {
 	defer c.mu.Unlock()
 	now := time.Now()
 	if err := c.gate.check(now); err != nil {
-		return err
+		return refuse(err)
 	}
-	return c.checkRejectionLocked(req.bad, now)
+	return refuse(c.checkRejectionLocked(req.bad, now))
 }
 
 // hasValid reports whether the cache holds a token that answers req.
@@ -184,11 +189,11 @@ func (c *Client) fetchNew(ctx context.Context, req request, current Token, mayFo
 		return tok, err
 	}
 	if !mayForce {
-		return Token{}, fmt.Errorf("%w: the store lock, which a force refresh needs, is unavailable",
-			ErrForceRefreshLimited)
+		return Token{}, refuse(fmt.Errorf("%w: the store lock, which a force refresh needs, is unavailable",
+			ErrForceRefreshLimited))
 	}
 	if err := c.bookForce(ctx, time.Now()); err != nil {
-		return Token{}, err
+		return Token{}, refuse(err)
 	}
 	c.stats.forceRefreshes.Add(1)
 	fr.Force = true

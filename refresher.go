@@ -59,8 +59,12 @@ func (c *Client) scheduleRetryLocked() {
 	c.retryAtLocked(c.renewableAtLocked())
 }
 
-// retryAtLocked (re)arms the retry timer to renew at at.
+// retryAtLocked (re)arms the retry timer to renew at at, and never sooner
+// than backoffBase from now: whatever went wrong, a retry is not a hot loop.
 func (c *Client) retryAtLocked(at time.Time) {
+	if floor := time.Now().Add(backoffBase); at.Before(floor) {
+		at = floor
+	}
 	if !c.cfg.background || c.closed || (c.rare != nil && c.rare.retryTimer != nil && c.rare.retryAt.Equal(at)) {
 		return // already armed for then: stale readers call this on every Get
 	}

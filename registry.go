@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,7 +55,8 @@ type Registry struct {
 type syncWheel struct {
 	mu    sync.Mutex
 	slots [syncSlots][]*Client
-	next  int
+	next  int // the slot the next tick syncs
+	fill  int // the slot the next key joins: round robin, so slots differ by one key at most
 	timer *time.Timer
 }
 
@@ -118,13 +120,13 @@ func NewRegistry(lookup func(ctx context.Context, key string) (Source, error), o
 	return r, nil
 }
 
-// addToWheel gives c a slot of the sync wheel, at random.
+// addToWheel gives c a slot of the sync wheel, the slots taking keys in turn.
 func (r *Registry) addToWheel(c *Client) {
 	w := &r.wheel
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	i := rand.N(syncSlots)
-	w.slots[i] = append(w.slots[i], c)
+	w.slots[w.fill] = append(w.slots[w.fill], c)
+	w.fill = (w.fill + 1) % syncSlots
 }
 
 // scheduleTickLocked arms the wheel's next tick, when store sync is on.
@@ -268,6 +270,15 @@ func (r *Registry) create(key string, e *regEntry) {
 	if err != nil {
 		e.err = fmt.Errorf("wxtoken: registry key %q: %w", key, err)
 		e.until = time.Now().Add(r.sh.cfg.lookupRetry)
+		// Dropped once it may be retried, so that lookups of keys nobody
+		// has (a typo, a probe) do not pile up.
+		time.AfterFunc(r.sh.cfg.lookupRetry, func() {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			if r.entries[key] == any(e) {
+				delete(r.entries, key)
+			}
+		})
 		return
 	}
 	r.mu.Lock()
@@ -340,9 +351,20 @@ func (r *Registry) newClient(key string) (*Client, error) {
 	}
 	info := sourceInfo(src, storeKey)
 	sh := r.sh
-	if s, ok := src.(interface{ ClientOptions() []Option }); ok {
+	opts, own := src.(interface{ ClientOptions() []Option })
+	// A Source whose API lives elsewhere (WeCom's qyapi) needs its own base
+	// URL and Transport origins, unless WithBaseURL set one for all keys.
+	elsewhere := !r.sh.cfg.baseURLSet && strings.TrimRight(info.APIOrigin, "/") != r.sh.cfg.baseURL
+	if own || elsewhere {
 		// Settings of its own: this key gets a configuration of its own.
-		cfg := newConfig(append(append([]Option(nil), r.opts...), s.ClientOptions()...))
+		all := append([]Option(nil), r.opts...)
+		if own {
+			all = append(all, opts.ClientOptions()...)
+		}
+		cfg := newConfig(all)
+		if !cfg.baseURLSet {
+			cfg.baseURL = info.APIOrigin
+		}
 		if cfg.httpClient == nil {
 			cfg.httpClient = r.sh.cfg.httpClient
 		}
@@ -358,6 +380,7 @@ func (r *Registry) newClient(key string) (*Client, error) {
 		sh = newShared(cfg, r.sh)
 	}
 	c := newKeyClient(sh, r, storeKey, src, info)
+	c.regKey = key
 	c.used.Store(true) // just asked for: not idle at the next sweep
 	r.addToWheel(c)
 	return c, nil
@@ -366,15 +389,21 @@ func (r *Registry) newClient(key string) (*Client, error) {
 // Forget drops key: its Client stops (calls waiting on it get ErrClosed) and
 // the next use of key looks it up again, as for a merchant who left or whose
 // secret changed. The credential stays in the Store.
-func (r *Registry) Forget(key string) {
+func (r *Registry) Forget(key string) { r.forget(key, nil) }
+
+// forget drops key, but only while it still maps to only when only is set:
+// an old handle's Close must not drop the Client that replaced it.
+func (r *Registry) forget(key string, only *Client) {
 	r.mu.Lock()
 	v, ok := r.entries[key]
-	if ok {
+	if ok && (only == nil || v == any(only)) {
 		delete(r.entries, key)
 		r.changedLocked()
 	}
 	r.mu.Unlock()
-	if c, ok := v.(*Client); ok {
+	if only != nil {
+		only.stop()
+	} else if c, ok := v.(*Client); ok {
 		c.stop()
 	}
 }

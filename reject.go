@@ -92,7 +92,7 @@ func (c *Client) reject(bad string) (req request, answer string, err error, answ
 	}
 	c.rejected = bad
 	if err := c.checkRejectionLocked(req.bad, time.Now()); err != nil {
-		return request{}, "", err, true
+		return request{}, "", refuse(err), true
 	}
 	return req, "", nil, false
 }

@@ -126,6 +126,7 @@ type Client struct {
 	// only what follows.
 	*shared
 	registry *Registry   // nil for a lone Client
+	regKey   string      // the Registry's key for this Client (its store key may differ)
 	used     atomic.Bool // a Registry's key: used since the last eviction sweep
 	pinned   atomic.Bool // a Registry's key handed out by Registry.Client: never evicted
 
@@ -358,13 +359,15 @@ func (c *Client) Invalidate(ctx context.Context, bad string) (string, error) {
 
 // invalidate is Invalidate; cached reports an answer the cache had at hand.
 func (c *Client) invalidate(ctx context.Context, bad string) (tok string, cached bool, err error) {
-	req, answer, err, answered := c.reject(bad)
-	if answered {
-		return answer, err == nil, err
-	}
 	// A fetch already under way for another reason may still end with bad; then
-	// one more, made for this rejection, settles it.
-	for range 2 {
+	// one more, made for this rejection, settles it. Each round judges bad
+	// afresh: the issuer may have handed it back, dated now, and then the
+	// rejection backoff applies to it.
+	for round := range 2 {
+		req, answer, err, answered := c.reject(bad)
+		if answered {
+			return answer, round == 0 && err == nil, err
+		}
 		tok, err := c.await(ctx, req)
 		if err != nil || tok.AccessToken != bad {
 			return tok.AccessToken, false, err
@@ -381,7 +384,7 @@ func (c *Client) invalidate(ctx context.Context, bad string) (tok string, cached
 // key (Registry.Forget), and the Registry's Close stops everything.
 func (c *Client) Close() error {
 	if c.registry != nil {
-		c.registry.Forget(c.key)
+		c.registry.forget(c.regKey, c)
 		return nil
 	}
 	if !c.stop() {
