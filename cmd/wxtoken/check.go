@@ -44,7 +44,7 @@ func (c *cli) check(args []string) int {
 	}
 	defer probe.Close()
 	if _, err := obtain(ctx, probe, cfg.timeout); err != nil {
-		return c.failure(fmt.Errorf("check: WeChat refused the credentials of %s at %s: %w", cfg.appID, cfg.baseURL, err), cfg.secret)
+		return c.failure(fmt.Errorf("check: WeChat refused the credentials of %s at %s: %w", shownAppID(cfg.appID), cfg.baseURL, err), cfg.secret)
 	}
 	fmt.Fprintf(c.stdout, "credentials: ok: %s at %s accepted the appid and AppSecret "+
 		"(stable_token in normal mode, which replaces no token)\n", cfg.appID, cfg.baseURL)
@@ -84,8 +84,12 @@ func (c *cli) checkSaved(ctx context.Context, cfg accountConfig) int {
 	if err != nil {
 		return c.failure(fmt.Errorf("check: trying the saved token: %w", err), cfg.secret)
 	}
-	if code != 0 {
+	switch {
+	case rejectedToken(code):
 		fmt.Fprintf(c.stdout, "saved token: rejected by WeChat (errcode %d); 'wxtoken get --fresh' replaces it\n", code)
+		return exitError
+	case code != 0:
+		fmt.Fprintf(c.stdout, "saved token: could not be tried (getcallbackip answered errcode %d)\n", code)
 		return exitError
 	}
 	fmt.Fprintf(c.stdout, "saved token: works (getcallbackip), %s left, in %s %s\n",
@@ -107,12 +111,23 @@ func (c *cli) freshen(ctx context.Context, cfg accountConfig, client *wxtoken.Cl
 	if err != nil {
 		return "", fmt.Errorf("--fresh: trying the saved token: %w", err)
 	}
-	if code == 0 {
+	switch {
+	case code == 0:
 		fmt.Fprintln(c.stderr, "wxtoken: --fresh: the saved token works (checked with getcallbackip)")
 		return access, nil
+	case !rejectedToken(code):
+		// Busy, a quota, an IP list: nothing says the token is bad, and
+		// replacing it would supersede the token every other process uses.
+		return "", fmt.Errorf("--fresh: could not try the saved token: getcallbackip answered errcode %d", code)
 	}
 	fmt.Fprintf(c.stderr, "wxtoken: --fresh: WeChat rejected the saved token (errcode %d); replacing it\n", code)
 	return client.Invalidate(ctx, access)
+}
+
+// rejectedToken reports whether a business API's errcode says the token
+// itself is bad (40001, 40014, 42001).
+func rejectedToken(code int) bool {
+	return wxtoken.IsTokenRejected(wxtoken.CheckBody([]byte(fmt.Sprintf(`{"errcode":%d}`, code))))
 }
 
 // callbackIP calls getcallbackip with access and returns WeChat's errcode:

@@ -95,6 +95,22 @@ func TestGetFreshChecksTheSavedToken(t *testing.T) {
 	assert.Equal(t, "wxtoken: --fresh: fetched from WeChat in this run\n", again.stderr)
 }
 
+// An errcode that says nothing about the token (WeChat busy) does not make
+// --fresh replace the token every other process uses.
+func TestGetFreshKeepsTheTokenWhenWeChatIsBusy(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t)
+	dir := t.TempDir()
+	first := runArgs(credentials, getArgs(srv, dir)...)
+	require.Equal(t, exitOK, first.code, first.stderr)
+	srv.Inject(wxtest.FaultErrcode(-1, "system error").On(wxtest.PathCallbackIP))
+	busy := runArgs(credentials, getArgs(srv, dir, "--fresh")...)
+	assert.Equal(t, exitError, busy.code)
+	assert.Contains(t, busy.stderr, "could not try the saved token: getcallbackip answered errcode -1")
+	assert.Equal(t, 1, srv.TokenCalls(), "no token fetched")
+	assert.Equal(t, strings.TrimSpace(first.stdout), readTokenFile(t, filepath.Join(dir, appID+".json")).AccessToken)
+}
+
 func checkArgs(srv *wxtest.Server, dir string, more ...string) []string {
 	return append([]string{"check", "--base-url", srv.URL(), "--store-dir", dir}, more...)
 }

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -256,6 +257,18 @@ func (e usageErr) Unwrap() error { return e.err }
 
 // failure reports err on stderr in one line, with a hint when one helps, and
 // returns the exit status. The secret is masked in case anything quoted it.
+// appIDShape is what an Official Account's or Mini Program's appid looks like.
+var appIDShape = regexp.MustCompile(`^wx[0-9a-f]{16}$`)
+
+// shownAppID returns appID for printing when it has an appid's shape, and a
+// stand-in otherwise: a secret typed after --appid must not be echoed.
+func shownAppID(appID string) string {
+	if appIDShape.MatchString(appID) {
+		return appID
+	}
+	return "the given appid"
+}
+
 func (c *cli) failure(err error, secret string) int {
 	msg := err.Error()
 	if secret != "" {

@@ -85,7 +85,7 @@ func (c *cli) clearQuota(args []string) int {
 			return c.usageError("clear-quota: standard input holds the AppSecret, so it cannot confirm: pass --yes")
 		}
 		fmt.Fprintf(c.stderr, "This resets every daily API quota of %s. WeChat allows 10 resets a month "+
-			"(clear_quota and clear_quota/v2 together).\nType yes to go on: ", cfg.appID)
+			"(clear_quota and clear_quota/v2 together).\nType yes to go on: ", shownAppID(cfg.appID))
 		if !confirmed(c.stdin) {
 			fmt.Fprintln(c.stderr, "\nwxtoken: clear-quota: not confirmed; nothing was sent")
 			return exitError
@@ -108,7 +108,7 @@ func (c *cli) clearQuota(args []string) int {
 		}
 		return c.failure(err, cfg.secret)
 	}
-	fmt.Fprintf(c.stdout, "cleared: the daily quotas of %s are reset (clear_quota/v2; 10 resets a month)\n", cfg.appID)
+	fmt.Fprintf(c.stdout, "cleared: the daily quotas of %s are reset (clear_quota/v2; 10 resets a month)\n", shownAppID(cfg.appID))
 	return exitOK
 }
 

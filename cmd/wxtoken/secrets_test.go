@@ -143,3 +143,19 @@ func TestGetRefusesATokenWithControlCharacters(t *testing.T) {
 		assert.False(t, strings.ContainsAny(r.stderr, "\x1b\x07"), tok)
 	}
 }
+
+// A secret typed after --appid has an appid's alphabet and passes the
+// library's check; check and clear-quota must not print it back.
+func TestASecretGivenAsTheAppIDIsNotEchoed(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t)
+	misplaced := "abababababababababababababababab" // 32 hex digits, like an AppSecret
+	for _, args := range [][]string{
+		{"check", "--base-url", srv.URL(), "--store-dir", t.TempDir(), "--appid", misplaced},
+		{"clear-quota", "--base-url", srv.URL(), "--appid", misplaced, "--yes"},
+	} {
+		r := runArgs(map[string]string{"WECHAT_APPSECRET": secret}, args...)
+		assert.NotEqual(t, exitOK, r.code, args[0])
+		assert.NotContains(t, r.stdout+r.stderr, misplaced, args[0])
+	}
+}
