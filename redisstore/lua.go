@@ -5,10 +5,14 @@ package redisstore
 // so that the Store cannot keep what Load refuses. The scripts only make reads
 // bounded and writes conditional.
 
-// luaRead returns the value of KEYS[1], false when there is none, or, when it
-// is longer than ARGV[1] bytes, its length as an integer, so that an oversized
-// value never crosses the network.
+// luaRead returns the value of KEYS[1], false when there is none, -1 when it
+// is not a string (a hash or a list left by someone else: STRLEN would fail),
+// or, when it is longer than ARGV[1] bytes, its length as an integer, so that
+// an oversized value never crosses the network.
 const luaRead = `
+local t = redis.call('TYPE', KEYS[1]).ok
+if t == 'none' then return false end
+if t ~= 'string' then return -1 end
 local n = redis.call('STRLEN', KEYS[1])
 if n > tonumber(ARGV[1]) then return n end
 return redis.call('GET', KEYS[1])
@@ -18,13 +22,16 @@ return redis.call('GET', KEYS[1])
 // when ARGV[4] is 0: a record with a refresh token must not lapse), but only
 // while the key is as Save last read it, and returns 1 when it wrote, 0 when
 // the key had changed. ARGV[1] says what Save read: "absent" (no key),
-// "oversize" (a value longer than ARGV[2] bytes) or "equal" (exactly the bytes
-// ARGV[2]). The length is compared first so that a value that grew huge
+// "oversize" (a value longer than ARGV[2] bytes), "wrongtype" (not a string)
+// or "equal" (exactly the bytes ARGV[2]). The length is compared first so that a value that grew huge
 // meanwhile is never copied into the script.
 const luaSwap = `
 local mode, want = ARGV[1], ARGV[2]
 if mode == 'absent' then
   if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+elseif mode == 'wrongtype' then
+  local t = redis.call('TYPE', KEYS[1]).ok
+  if t == 'string' or t == 'none' then return 0 end
 elseif mode == 'oversize' then
   if redis.call('STRLEN', KEYS[1]) <= tonumber(want) then return 0 end
 else

@@ -13,9 +13,10 @@ import (
 
 // record is a stored value as read through luaRead.
 type record struct {
-	found bool   // the key exists
-	size  int64  // its length, when it is over MaxRecordLen and was not read
-	raw   string // its bytes otherwise
+	found     bool   // the key exists
+	wrongType bool   // it is not a string: a hash, a list, ... left by someone else
+	size      int64  // its length, when it is over MaxRecordLen and was not read
+	raw       string // its bytes otherwise
 }
 
 // oversize reports whether the value was too long to read.
@@ -54,6 +55,9 @@ func (s *Store) readRecord(ctx context.Context, k string) (record, error) {
 		}
 		return record{}, err
 	case int64:
+		if v < 0 {
+			return record{found: true, wrongType: true}, nil
+		}
 		return record{found: true, size: v}, nil
 	case string:
 		return record{found: true, raw: v}, nil
@@ -68,6 +72,8 @@ func (r record) token() (wxtoken.Token, error) {
 	switch {
 	case !r.found:
 		return wxtoken.Token{}, wxtoken.ErrNotFound
+	case r.wrongType:
+		return wxtoken.Token{}, fmt.Errorf("%w: the key holds no string", wxtoken.ErrCorrupt)
 	case r.oversize():
 		return wxtoken.Token{}, fmt.Errorf("%w: the value is %d bytes long, the limit is %d",
 			wxtoken.ErrCorrupt, r.size, MaxRecordLen)

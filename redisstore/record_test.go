@@ -212,3 +212,20 @@ func TestSaveGivesUpWhenTheRecordKeepsChanging(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "tok-other", got.AccessToken)
 }
+
+// A key of another type (a hash, a list) is a corrupt record: Load says so,
+// and Save replaces it, instead of both failing as if Redis were down (which
+// made every cold replica fetch a token of its own).
+func TestAKeyOfAnotherTypeIsCorruptAndReplaced(t *testing.T) {
+	t.Parallel()
+	st, rdb, _ := setup(t)
+	ctx := t.Context()
+	require.NoError(t, rdb.HSet(ctx, "wxtoken:{wxapp1}", "f", "v").Err())
+	_, err := st.Load(ctx, "wxapp1")
+	require.ErrorIs(t, err, wxtoken.ErrCorrupt)
+	tok := tokenAt(time.Now(), "tok-after-hash")
+	require.NoError(t, st.Save(ctx, "wxapp1", tok))
+	got, err := st.Load(ctx, "wxapp1")
+	require.NoError(t, err)
+	requireSameToken(t, tok, got)
+}

@@ -66,6 +66,8 @@ func (s *Store) save(ctx context.Context, k string, tok wxtoken.Token, raw strin
 		}
 		mode, want := "absent", ""
 		switch {
+		case cur.wrongType:
+			mode = "wrongtype"
 		case cur.oversize():
 			mode, want = "oversize", strconv.Itoa(MaxRecordLen)
 		case cur.found:
