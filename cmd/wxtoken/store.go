@@ -151,8 +151,6 @@ func sentinelClient(u *url.URL, bad func(string) error) (redis.UniversalClient, 
 	fo := &redis.FailoverOptions{
 		MasterName: master, SentinelAddrs: addrs,
 		Username: opts.Username, Password: opts.Password, DB: opts.DB, TLSConfig: opts.TLSConfig,
-		// Sentinels that require auth take the same credentials as the master.
-		SentinelUsername: opts.Username, SentinelPassword: opts.Password,
 		DialerRetries: 1,
 	}
 	return redis.NewFailoverClient(fo), addrs[0], nil
