@@ -50,11 +50,17 @@
 // holder that died would.
 //
 // For a wxtoken Client this means: while Redis is down, a replica that has a
-// token keeps serving it from memory; a cold replica pays one timeout per store
-// call it makes before fetching (its Load, its Lock attempt), and then fetches
-// on its own, since without Redis it cannot learn that another replica is
-// fetching: an outage longer than a fetch costs one token per cold replica,
-// and the tokens fetched last win once Redis answers again.
+// token keeps serving it from memory and retries its renewal later; a cold
+// replica pays one timeout for its Load (a Store it cannot read is not locked
+// either), and then fetches on its own, since without Redis it cannot learn
+// that another replica is fetching: an outage longer than a fetch costs one
+// token per cold replica, and the tokens fetched last win once Redis answers
+// again.
+//
+// A held lock's lease is renewed every lease/3 until it is released. When a
+// renewal finds the lock gone or taken (its key lost in a failover), the
+// renewals stop, but the holder is not told: its fetch goes on, unlocked. The
+// window is one fetch; the Locker interface has no way to say more.
 package redisstore
 
 import (
