@@ -594,6 +594,7 @@ func TestFaultFileStoreReadOnly(t *testing.T) {
 	up := newUpstream(t, tokens(t))
 	c, dir, logs := fileStoreClient(t, up)
 	require.Equal(t, "token-1", mustGet(t, c))
+	c.waitIdle() // the token is saved after it is handed out
 	require.NoError(t, os.Chmod(dir, 0o500))
 	t.Cleanup(func() { _ = os.Chmod(dir, 0o700) }) // so that TempDir can remove it
 
@@ -618,6 +619,7 @@ func TestFaultFileStoreReplacedByFile(t *testing.T) {
 		up := newUpstream(t, tokens(t))
 		c, dir, logs := fileStoreClient(t, up)
 		require.Equal(t, "token-1", mustGet(t, c))
+		c.waitIdle() // the token is saved after it is handed out
 		content := replaceWithFile(t, dir)
 
 		for range 10 {
