@@ -94,7 +94,10 @@ const (
 // and handed to every caller meanwhile, not retried per call. opts apply to
 // every key; a Source may add options of its own (an optional method
 // ClientOptions() []Option) and choose its store key (StoreKey() string; the
-// Registry key by default). The store sync defaults to every 4 min.
+// Registry key by default). A key with options of its own, or whose Source's
+// API origin differs from the Registry's base URL (WeCom's, in a Registry of
+// Official Accounts), gets a copy of the configuration: a few hundred bytes
+// more, still sharing the Registry's Store, logger, context and connections. The store sync defaults to every 4 min.
 func NewRegistry(lookup func(ctx context.Context, key string) (Source, error), opts ...Option) (*Registry, error) {
 	if lookup == nil {
 		return nil, errors.New("wxtoken: NewRegistry: nil lookup")
