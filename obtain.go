@@ -249,7 +249,6 @@ func (c *Client) save(tok Token, req request) {
 			c.mu.Unlock()
 		}
 	default:
-		c.log.Warn("wxtoken: saving the token failed; serving it from memory",
-			"appid", c.appID, "key", c.key, "err", err)
+		c.saveFailed(tok, err)
 	}
 }
