@@ -60,6 +60,7 @@ type config struct {
 	ticketsDie     bool
 
 	wecomConfig
+	platformConfig
 }
 
 func defaultConfig() config {

@@ -51,6 +51,9 @@ type Server struct {
 	wecomTokens map[string]*wecomToken
 
 	quota quotaState
+
+	components     map[string]*component // the Open Platform's, by component appid
+	platformCounts platformCounters
 }
 
 type counters struct {
@@ -141,6 +144,7 @@ func (s *Server) reset() {
 	s.requests = nil
 	s.quota = quotaState{}
 	s.resetWeCom()
+	s.resetPlatform()
 }
 
 // SetApp adds an account, or changes its secret as a reset in the WeChat
@@ -182,7 +186,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case PathQuotaGet, PathClearQuota, PathClearQuotaV2:
 		s.serveQuota(w, r)
 	default:
-		http.NotFound(w, r)
+		if !s.servePlatform(w, r) {
+			http.NotFound(w, r)
+		}
 	}
 }
 
@@ -217,6 +223,8 @@ func (s *Server) count(r *http.Request) {
 		tally(&s.counts.wecomTicket, r.URL.Query().Get("type"))
 	case PathQuotaGet, PathClearQuota, PathClearQuotaV2:
 		s.quota.calls++
+	default:
+		s.countPlatform(r.URL.Path)
 	}
 }
 
