@@ -51,6 +51,7 @@ type Process struct {
 	dir  string
 	port int
 	logf func(format string, args ...any) // nil: Stop reports nothing
+	args []string                          // settings after the defaults (options.go)
 
 	mu  sync.Mutex
 	run *run // nil while stopped
@@ -257,6 +258,7 @@ func (p *Process) start() error {
 		"--dir", p.dir,
 		"--loglevel", "warning",
 	)
+	cmd.Args = append(cmd.Args, p.args...)
 	out := &logbuf.Buffer{}
 	cmd.Stdout = out
 	cmd.Stderr = out
