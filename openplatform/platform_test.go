@@ -358,7 +358,7 @@ func TestRotatedRefreshTokenRecoveredAfter61023(t *testing.T) {
 		_, err := other.Token(t.Context(), merchant)
 		require.NoError(t, err)
 		require.NotEqual(t, stale.Refresh, srv.CurrentRefreshToken(wxtest.DefaultComponentAppID, merchant))
-		pushTicket(t, srv, p) // the other process's push made p's ticket too old
+		pushTicket(t, srv, p)       // the other process's push made p's ticket too old
 		time.Sleep(2 * time.Minute) // the component token's failure backoff
 
 		_, err = p.Token(t.Context(), merchant)

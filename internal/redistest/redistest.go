@@ -51,7 +51,7 @@ type Process struct {
 	dir  string
 	port int
 	logf func(format string, args ...any) // nil: Stop reports nothing
-	args []string                          // settings after the defaults (options.go)
+	args []string                         // settings after the defaults (options.go)
 
 	mu  sync.Mutex
 	run *run // nil while stopped
