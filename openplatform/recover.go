@@ -177,7 +177,10 @@ func (p *Platform) walk(ctx context.Context, reuse bool) (*listing, error) {
 		l.refresh, l.err = p.list(ctx)
 		l.ended = time.Now()
 		r.mu.Lock()
-		r.running, r.last = nil, l
+		r.running = nil
+		if l.err == nil { // a failed walk is not reused: the next caller tries again
+			r.last = l
+		}
 		close(l.done)
 	}
 	r.mu.Unlock()
