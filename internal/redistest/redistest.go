@@ -39,7 +39,8 @@ const (
 )
 
 // ErrNotInstalled is matched by Launch's error when redis-server is not on
-// PATH, so that callers can skip what needs Redis with a clear message.
+// PATH (and by LaunchCluster's when redis-cli is not either), so that callers
+// can skip what needs Redis with a clear message.
 var ErrNotInstalled = errors.New("redistest: redis-server not found on PATH")
 
 // Process is one redis-server on a free port of 127.0.0.1 that persists
@@ -47,11 +48,11 @@ var ErrNotInstalled = errors.New("redistest: redis-server not found on PATH")
 // figures command can run one; tests use Start. Its methods are safe for
 // concurrent use.
 type Process struct {
-	bin  string
-	dir  string
-	port int
-	logf func(format string, args ...any) // nil: Stop reports nothing
-	args []string                         // settings after the defaults (options.go)
+	bin   string
+	dir   string
+	port  int
+	extra []string                         // more arguments for redis-server, such as a cluster's
+	logf  func(format string, args ...any) // nil: Stop reports nothing
 
 	mu  sync.Mutex
 	run *run // nil while stopped
@@ -68,7 +69,11 @@ type run struct {
 // working folder, into which it writes nothing, and returns once the server
 // answers PING. The caller must Stop it. The error matches ErrNotInstalled when
 // redis-server is not on PATH.
-func Launch(dir string) (*Process, error) {
+func Launch(dir string) (*Process, error) { return launch(dir, nil) }
+
+// launch is Launch with more arguments for redis-server: extra, when not nil,
+// returns them for each attempt, so that they may name ports of their own.
+func launch(dir string, extra func() ([]string, error)) (*Process, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotInstalled, err)
@@ -81,6 +86,11 @@ func Launch(dir string) (*Process, error) {
 			return nil, fmt.Errorf("redistest: pick a port: %w", err)
 		}
 		p.port = port
+		if extra != nil {
+			if p.extra, err = extra(); err != nil {
+				return nil, fmt.Errorf("redistest: pick a port: %w", err)
+			}
+		}
 		if lastErr = p.start(); lastErr == nil {
 			return p, nil
 		}
@@ -117,6 +127,21 @@ func (p *Process) Stop() {
 	if p.logf != nil {
 		p.logf("redistest: redis-server on %s ignored SIGTERM and was killed", p.Addr())
 	}
+}
+
+// Kill ends the server with SIGKILL, as a crash or a lost host would: it
+// saves nothing and tells nobody. It returns once the process has exited, and
+// is idempotent; Restart starts the server again.
+func (p *Process) Kill() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.run == nil {
+		return
+	}
+	r := p.run
+	p.run = nil
+	_ = r.cmd.Process.Kill()
+	<-r.done
 }
 
 // Restart starts the server again on the same port and folder, after Stop,
@@ -186,22 +211,30 @@ var skipNotice sync.Once
 func Start(t testing.TB) *Server {
 	t.Helper()
 	p, err := Launch(t.TempDir())
-	if errors.Is(err, ErrNotInstalled) {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%v, and CI is set: install it (.ci/run does so with apt-get)", err)
-		}
-		skipNotice.Do(func() {
-			// go test shows a skip only with -v: say it once where anyone sees it.
-			fmt.Fprintln(os.Stderr, "redistest: redis-server not installed; the Redis tests are skipped (apt-get install redis-server)")
-		})
-		t.Skip("redis-server not installed; install it to run the Redis tests (CI fails instead of skipping)")
-	}
+	skipIfNotInstalled(t, err, "redis-server")
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.logf = t.Logf // before anything else can see p
 	t.Cleanup(p.Stop)
 	return &Server{Process: p, t: t}
+}
+
+// skipIfNotInstalled skips t when err says that program, a part of Redis, is
+// not installed, or fails it when the environment variable CI is set.
+func skipIfNotInstalled(t testing.TB, err error, program string) {
+	t.Helper()
+	if !errors.Is(err, ErrNotInstalled) {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%v, and CI is set: install it (.ci/run does so with apt-get)", err)
+	}
+	skipNotice.Do(func() {
+		// go test shows a skip only with -v: say it once where anyone sees it.
+		fmt.Fprintf(os.Stderr, "redistest: %s not installed; the Redis tests are skipped (apt-get install redis-server)\n", program)
+	})
+	t.Skip(program + " not installed; install it to run the Redis tests (CI fails instead of skipping)")
 }
 
 // Restart starts the server again on the same port and folder, after Stop. It
@@ -258,7 +291,7 @@ func (p *Process) start() error {
 		"--dir", p.dir,
 		"--loglevel", "warning",
 	)
-	cmd.Args = append(cmd.Args, p.args...)
+	cmd.Args = append(cmd.Args, p.extra...)
 	out := &logbuf.Buffer{}
 	cmd.Stdout = out
 	cmd.Stderr = out
