@@ -76,7 +76,9 @@ func killMaster(t *testing.T, newClient clientMaker) failover {
 	killed := time.Now()
 	cluster.Kill(victim.Master)
 	served := make(chan time.Duration, 1)
-	go func() { served <- untilDone(killed, func(ctx context.Context) error { return probe.Set(ctx, probeKey, "after", 0).Err() }) }()
+	go func() {
+		served <- untilDone(killed, func(ctx context.Context) error { return probe.Set(ctx, probeKey, "after", 0).Err() })
+	}()
 	cluster.WaitHealthy()
 	res.promoted = time.Since(killed)
 	for _, st := range f.stores {
