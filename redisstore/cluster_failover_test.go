@@ -104,7 +104,7 @@ func killMaster(t *testing.T, newClient clientMaker) failover {
 	res.log(t)
 	fresh := f.agreed(t, renewed)
 	for i := range fresh {
-		require.NotEqual(t, toks[i], fresh[i], "key %s kept its rejected token", f.keys[i])
+		require.NotEqual(t, fingerprint(toks[i]), fingerprint(fresh[i]), "key %s kept its rejected token", f.keys[i])
 	}
 	return res
 }
@@ -178,7 +178,7 @@ func startCallers(t *testing.T, f *fleet, toks []string) *callers {
 					}
 					c.gets.Add(1)
 					if err == nil && tok != toks[i] {
-						err = fmt.Errorf("another token than the one fetched")
+						err = fmt.Errorf("token %s, not the one fetched", fingerprint(tok))
 					}
 					if err != nil {
 						c.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os/exec"
 	"runtime"
 	"slices"
@@ -169,7 +170,7 @@ func (c *Cluster) live() []string {
 	return addrs
 }
 
-// Masters returns the shards as a live node sees them (CLUSTER SLOTS),
+// Masters returns the shards as a live node sees them (CLUSTER SHARDS),
 // ordered by their first slot. It fails the test when no node answers.
 func (c *Cluster) Masters() []Shard {
 	c.t.Helper()
@@ -183,46 +184,57 @@ func (c *Cluster) Masters() []Shard {
 func (c *Cluster) masters(ctx context.Context) ([]Shard, error) {
 	var errs []error
 	for _, addr := range c.live() {
-		slots, err := withNode(ctx, addr, func(ctx context.Context, rdb *redis.Client) ([]redis.ClusterSlot, error) {
-			return rdb.ClusterSlots(ctx).Result()
-		})
+		shards, err := clusterShards(ctx, addr)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		return shardsOf(slots), nil
+		return shards, nil
 	}
-	return nil, fmt.Errorf("redistest: no cluster node answered CLUSTER SLOTS: %w", errors.Join(errs...))
+	return nil, fmt.Errorf("redistest: no cluster node answered CLUSTER SHARDS: %w", errors.Join(errs...))
 }
 
-// shardsOf groups the slot ranges of CLUSTER SLOTS by master.
-func shardsOf(slots []redis.ClusterSlot) []Shard {
-	byMaster := map[string]*Shard{}
-	var order []string
-	for _, s := range slots {
-		if len(s.Nodes) == 0 {
+// clusterShards asks the node at addr for the shards it knows.
+func clusterShards(ctx context.Context, addr string) ([]Shard, error) {
+	shards, err := withNode(ctx, addr, func(ctx context.Context, rdb *redis.Client) ([]redis.ClusterShard, error) {
+		return rdb.ClusterShards(ctx).Result()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return shardsOf(shards), nil
+}
+
+// shardsOf keeps the shards of CLUSTER SHARDS that serve slots, with their
+// nodes that are online: a failed node is in no role, and neither is a
+// replica still loading its first copy of the data.
+func shardsOf(shards []redis.ClusterShard) []Shard {
+	var out []Shard
+	for _, cs := range shards {
+		if len(cs.Slots) == 0 {
 			continue
 		}
-		m := s.Nodes[0].Addr
-		sh, ok := byMaster[m]
-		if !ok {
-			sh = &Shard{Master: m}
-			for _, n := range s.Nodes[1:] {
-				sh.Replicas = append(sh.Replicas, n.Addr)
+		var sh Shard
+		for _, n := range cs.Nodes {
+			if n.Health != "online" {
+				continue
 			}
-			byMaster[m] = sh
-			order = append(order, m)
+			addr := net.JoinHostPort(n.IP, strconv.FormatInt(n.Port, 10))
+			if n.Role == "master" {
+				sh.Master = addr
+			} else {
+				sh.Replicas = append(sh.Replicas, addr)
+			}
 		}
-		sh.Slots = append(sh.Slots, SlotRange{s.Start, s.End})
-	}
-	shards := make([]Shard, 0, len(order))
-	for _, m := range order {
-		sh := byMaster[m]
+		for _, r := range cs.Slots {
+			sh.Slots = append(sh.Slots, SlotRange{int(r.Start), int(r.End)})
+		}
 		slices.SortFunc(sh.Slots, func(a, b SlotRange) int { return a.Start - b.Start })
-		shards = append(shards, *sh)
+		slices.Sort(sh.Replicas)
+		out = append(out, sh)
 	}
-	slices.SortFunc(shards, func(a, b Shard) int { return a.Slots[0].Start - b.Slots[0].Start })
-	return shards
+	slices.SortFunc(out, func(a, b Shard) int { return a.Slots[0].Start - b.Slots[0].Start })
+	return out
 }
 
 // WaitHealthy waits until every live node says cluster_state:ok and sees
@@ -255,18 +267,18 @@ func (c *Cluster) healthyAt(ctx context.Context, addr string, live []string) err
 	if !strings.Contains(info, "cluster_state:ok") {
 		return fmt.Errorf("%s: not cluster_state:ok", addr)
 	}
-	slots, err := withNode(ctx, addr, func(ctx context.Context, rdb *redis.Client) ([]redis.ClusterSlot, error) {
-		return rdb.ClusterSlots(ctx).Result()
-	})
+	shards, err := clusterShards(ctx, addr)
 	if err != nil {
 		return err
 	}
-	shards := shardsOf(slots)
 	if len(shards) != clusterMasters {
 		return fmt.Errorf("%s sees %d masters, want %d", addr, len(shards), clusterMasters)
 	}
 	var seen []string
 	for _, sh := range shards {
+		if sh.Master == "" {
+			return fmt.Errorf("%s sees no master online for slot %d", addr, sh.Slots[0].Start)
+		}
 		seen = append(seen, sh.Master)
 		seen = append(seen, sh.Replicas...)
 	}
@@ -388,8 +400,8 @@ func nodeOptions(addr string) *redis.Options {
 }
 
 // ClientOptions returns the options of a go-redis client of the cluster with
-// the settings that make it follow a failover quickly, as the README
-// documents them: the slot map is reloaded when it is a second old (go-redis
+// the settings that, with redisstore.NewClusterClient, make it follow a
+// failover quickly, as the README documents them: the slot map is reloaded when it is a second old (go-redis
 // waits a minute by default, dialing the dead master all along), a dead node
 // is dialed once per attempt rather than five times, and a silent one costs
 // half a second. Each call returns new options.
@@ -406,8 +418,10 @@ func (c *Cluster) ClientOptions() *redis.ClusterOptions {
 	}
 }
 
-// NewClient returns a client of the cluster with ClientOptions, closed when t
-// ends.
+// NewClient returns a plain redis.NewClusterClient of the cluster with
+// ClientOptions, closed when t ends. It lacks the reload on failure that
+// redisstore.NewClusterClient adds (this package cannot import redisstore,
+// whose tests import it): build the clients of failover tests with that.
 func (c *Cluster) NewClient(t testing.TB) *redis.ClusterClient {
 	rdb := redis.NewClusterClient(c.ClientOptions())
 	t.Cleanup(func() { _ = rdb.Close() })

@@ -124,17 +124,20 @@ func TestMissingRedisCLIIsErrNotInstalled(t *testing.T) {
 	assert.False(t, errors.Is(errors.New("other"), ErrNotInstalled))
 }
 
-func TestShardsOfGroupsSlotsByMaster(t *testing.T) {
-	node := func(a string) redis.ClusterNode { return redis.ClusterNode{Addr: a} }
-	got := shardsOf([]redis.ClusterSlot{
-		{Start: 10, End: 19, Nodes: []redis.ClusterNode{node("b"), node("b1")}},
-		{Start: 0, End: 4, Nodes: []redis.ClusterNode{node("a"), node("a1")}},
-		{Start: 5, End: 9, Nodes: []redis.ClusterNode{node("b"), node("b1")}},
-		{Start: 20, End: 20},
+func TestShardsOfKeepsOnlineNodesOfShardsWithSlots(t *testing.T) {
+	node := func(port int64, role, health string) redis.Node {
+		return redis.Node{IP: "127.0.0.1", Port: port, Role: role, Health: health}
+	}
+	got := shardsOf([]redis.ClusterShard{
+		{Slots: []redis.SlotRange{{Start: 10, End: 19}, {Start: 5, End: 9}},
+			Nodes: []redis.Node{node(2, "master", "online"), node(3, "replica", "online"), node(4, "replica", "loading")}},
+		{Slots: []redis.SlotRange{{Start: 0, End: 4}},
+			Nodes: []redis.Node{node(1, "master", "failed"), node(5, "master", "online")}},
+		{Nodes: []redis.Node{node(6, "master", "online")}}, // serves no slot
 	})
 	assert.Equal(t, []Shard{
-		{Master: "a", Replicas: []string{"a1"}, Slots: []SlotRange{{0, 4}}},
-		{Master: "b", Replicas: []string{"b1"}, Slots: []SlotRange{{5, 9}, {10, 19}}},
+		{Master: "127.0.0.1:5", Slots: []SlotRange{{0, 4}}},
+		{Master: "127.0.0.1:2", Replicas: []string{"127.0.0.1:3"}, Slots: []SlotRange{{5, 9}, {10, 19}}},
 	}, got)
 	assert.True(t, got[1].Has(19))
 	assert.False(t, got[1].Has(20))
