@@ -6,6 +6,8 @@
 //	wxtoken check     verify the credentials and the saved token, replacing none
 //	wxtoken quota     print an API's daily quota
 //	wxtoken clear-quota  reset the account's daily quotas (10 a month)
+//	wxtoken serve     the central token server (--config FILE)
+//	wxtoken keygen    print a new client key for serve, and its hash
 //	wxtoken demo      show the library at work, with measured figures
 //	wxtoken version   print the version
 //	wxtoken help      print the usage
@@ -62,6 +64,10 @@ func (c *cli) run(args []string) int {
 		return c.quota(args[1:])
 	case "clear-quota":
 		return c.clearQuota(args[1:])
+	case "serve":
+		return c.serve(args[1:])
+	case "keygen":
+		return c.keygen(args[1:])
 	case "demo":
 		return c.demo(args[1:])
 	case "version", "-version", "--version":
@@ -76,7 +82,7 @@ func (c *cli) run(args []string) int {
 		return c.usageError(fmt.Sprintf("unknown command %q", args[0]))
 	}
 	return c.usageError("unknown command (not repeated here: it may hold a secret); " +
-		"the commands are get, check, quota, clear-quota, demo, version and help")
+		"the commands are get, check, quota, clear-quota, serve, keygen, demo, version and help")
 }
 
 // usageError reports a wrong command line on stderr, pointing at the help.

@@ -33,7 +33,7 @@ func TestArgumentMistakesNeverEchoTheSecret(t *testing.T) {
 		want string // the first line of stderr
 	}{
 		"secret flag before the command": {[]string{"--secret=" + secret, "get"},
-			"wxtoken: unknown command (not repeated here: it may hold a secret); the commands are get, check, quota, clear-quota, demo, version and help"},
+			"wxtoken: unknown command (not repeated here: it may hold a secret); the commands are get, check, quota, clear-quota, serve, keygen, demo, version and help"},
 		"secret as the command":   {[]string{secret}, ""},
 		"secret as a duration":    {[]string{"get", "--timeout", secret}, "wxtoken: get: invalid value for --timeout (a duration such as 10s or 1m)"},
 		"secret given to a bool":  {[]string{"get", "--stable=" + secret}, "wxtoken: get: invalid value for --stable"},

@@ -17,6 +17,10 @@ Usage:
   wxtoken clear-quota [flags]
                          reset the account's daily quotas; no token needed, works
                          after 45009; WeChat allows 10 a month, so it asks first
+  wxtoken serve --config FILE [--check]
+                         the central token server: hands the credentials FILE names
+                         to the clients it names, over HTTP (--check: validate FILE)
+  wxtoken keygen         print a new client key for serve, and the hash for FILE
   wxtoken demo           show what the library does, against a fake WeChat in this process
   wxtoken version        print the version
   wxtoken help           print this help

@@ -1,0 +1,255 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wxtoken/wxtoken"
+)
+
+// maxRequestBody caps a request body: an invalidation carries one token,
+// at most 2 KiB.
+const maxRequestBody = 4 << 10
+
+// readyProbeKey is the Store key /readyz reads: a key nothing writes, so
+// that a miss proves the Store answers.
+const readyProbeKey = "wxtoken-serve-readyz"
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /v1/credentials/{name}", s.instrument(routeCredential, s.serveCredential))
+	mux.Handle("POST /v1/credentials/{name}/invalidate", s.instrument(routeInvalidate, s.serveInvalidate))
+	mux.Handle("GET /v1/jssdk/{name}", s.instrument(routeJSSDK, s.serveJSSDK))
+	mux.Handle("GET /healthz", s.instrument(routeHealthz, s.serveHealthz))
+	mux.Handle("GET /readyz", s.instrument(routeReadyz, s.serveReadyz))
+	mux.Handle("GET /metrics", s.instrument(routeMetrics, s.serveMetrics))
+	mux.Handle("/", s.instrument(routeOther, func(w *recorder, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
+	}))
+	return mux
+}
+
+// tokenResponse is a credential as the API answers it: access_token for
+// tokens, ticket for tickets (so that nobody sends a ticket as a token).
+type tokenResponse struct {
+	AccessToken string `json:"access_token,omitempty"`
+	Ticket      string `json:"ticket,omitempty"`
+	ExpiresIn   int64  `json:"expires_in"` // seconds left
+	ExpiresAt   string `json:"expires_at"` // RFC 3339, UTC
+}
+
+// errorResponse is every error's body: never a token, a key or a secret.
+type errorResponse struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+func (s *Server) serveCredential(w *recorder, r *http.Request) {
+	cred, ok := s.authorize(w, r)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeouts.Request)
+	defer cancel()
+	tok, err := cred.client.Token(ctx)
+	if err != nil {
+		s.writeFetchError(w, cred, err)
+		return
+	}
+	s.writeToken(w, cred, tok)
+}
+
+func (s *Server) serveInvalidate(w *recorder, r *http.Request) {
+	cred, ok := s.authorize(w, r)
+	if !ok {
+		return
+	}
+	var body struct {
+		Rejected string `json:"rejected"`
+	}
+	if msg := decodeBody(w, r, &body); msg != "" {
+		writeError(w, http.StatusBadRequest, "bad_request", msg)
+		return
+	}
+	if body.Rejected == "" {
+		writeError(w, http.StatusBadRequest, "bad_request", `"rejected" is missing: the token an API rejected`)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeouts.Request)
+	defer cancel()
+	if _, err := cred.client.Invalidate(ctx, body.Rejected); err != nil {
+		s.writeFetchError(w, cred, err)
+		return
+	}
+	tok, err := cred.client.Token(ctx)
+	switch {
+	case err != nil:
+		s.writeFetchError(w, cred, err)
+	case tok.AccessToken == body.Rejected: // never handed back as the cure
+		writeError(w, http.StatusServiceUnavailable, "no_new_token", "no token other than the rejected one yet")
+	default:
+		s.writeToken(w, cred, tok)
+	}
+}
+
+// decodeBody reads a small JSON object strictly into v, returning what is
+// wrong with it (never quoting it) or "".
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) string {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBody))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return "the body is larger than " + strconv.Itoa(maxRequestBody) + " bytes"
+	case err != nil:
+		return "the body could not be read"
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return `the body is not {"rejected":"<token>"}`
+	}
+	if dec.More() {
+		return "the body holds more than one JSON value"
+	}
+	return ""
+}
+
+func (s *Server) serveJSSDK(w *recorder, r *http.Request) {
+	cred, ok := s.authorize(w, r)
+	if !ok {
+		return
+	}
+	if !cred.jsapi {
+		writeError(w, http.StatusNotFound, "not_a_jsapi_ticket", "this credential does not sign wx.config")
+		return
+	}
+	page := r.URL.Query().Get("url")
+	if page == "" {
+		writeError(w, http.StatusBadRequest, "bad_request", "?url= is missing: the page's location.href")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeouts.Request)
+	defer cancel()
+	cfg, err := cred.client.JSSDKConfig(ctx, page)
+	switch {
+	case errors.Is(err, wxtoken.ErrInvalidPageURL):
+		writeError(w, http.StatusBadRequest, "invalid_url", "url is not an absolute, percent-encoded http(s) URL")
+	case err != nil:
+		s.writeFetchError(w, cred, err)
+	default:
+		writeJSON(w, http.StatusOK, cfg)
+	}
+}
+
+func (s *Server) serveHealthz(w *recorder, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// serveReadyz answers 200 while the Store answers: reading a key nothing
+// writes must come back as a miss within a second.
+func (s *Server) serveReadyz(w *recorder, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	_, err := s.store.Load(ctx, readyProbeKey)
+	if err != nil && !errors.Is(err, wxtoken.ErrNotFound) && !errors.Is(err, wxtoken.ErrCorrupt) {
+		s.log.Warn("wxtoken serve: the store does not answer", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "store_unreachable", "the store does not answer")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) serveMetrics(w *recorder, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	s.metrics.writeTo(w)
+}
+
+// authorize authenticates the bearer key, checks the client may read the
+// credential the path names and spends one token of its bucket. It has
+// answered the request when ok is false.
+func (s *Server) authorize(w *recorder, r *http.Request) (*credential, bool) {
+	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	var c *client
+	if ok && key != "" {
+		c = s.keys.lookup(key)
+	}
+	if c == nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="wxtoken"`)
+		writeError(w, http.StatusUnauthorized, "unauthorized", "a valid client key is needed: Authorization: Bearer <key>")
+		return nil, false
+	}
+	w.client = c.name
+	if ok, wait := c.limiter.take(s.now()); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		writeError(w, http.StatusTooManyRequests, "rate_limited", "too many requests from this client")
+		return nil, false
+	}
+	name := r.PathValue("name")
+	cred, exists := s.creds[name]
+	if !exists || !c.allowed[name] {
+		writeError(w, http.StatusForbidden, "forbidden", "this client may not read this credential")
+		return nil, false
+	}
+	return cred, true
+}
+
+func (s *Server) writeToken(w http.ResponseWriter, cred *credential, tok wxtoken.Token) {
+	at := tok.ExpiresAt()
+	left := int64(at.Sub(s.now()) / time.Second)
+	resp := tokenResponse{ExpiresIn: max(left, 0), ExpiresAt: at.UTC().Format(time.RFC3339)}
+	if cred.ticket {
+		resp.Ticket = tok.AccessToken
+	} else {
+		resp.AccessToken = tok.AccessToken
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// writeFetchError answers a failure to obtain a credential. The body names
+// the class of failure and at most WeChat's errcode; the error itself, which
+// the library has scrubbed of secrets and tokens, goes to the log.
+func (s *Server) writeFetchError(w http.ResponseWriter, cred *credential, err error) {
+	s.log.Warn("wxtoken serve: no credential to hand out", "credential", cred.name, "err", err)
+	var apiErr *wxtoken.APIError
+	switch {
+	case errors.Is(err, wxtoken.ErrRejectedTooSoon):
+		w.Header().Set("Retry-After", "10")
+		writeError(w, http.StatusTooManyRequests, "rejected_too_soon",
+			"the rejected token was obtained moments ago; not fetching another yet")
+	case errors.Is(err, wxtoken.ErrForceRefreshLimited):
+		w.Header().Set("Retry-After", "30")
+		writeError(w, http.StatusTooManyRequests, "force_refresh_limited", "WeChat's force-refresh limit is reached")
+	case errors.Is(err, wxtoken.ErrClosed):
+		writeError(w, http.StatusServiceUnavailable, "shutting_down", "the server is shutting down")
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		writeError(w, http.StatusGatewayTimeout, "upstream_timeout", "WeChat did not answer in time")
+	case errors.As(err, &apiErr):
+		writeError(w, http.StatusBadGateway, "upstream_error", "WeChat answered errcode "+strconv.Itoa(apiErr.Code))
+	default:
+		writeError(w, http.StatusBadGateway, "upstream_unavailable", "WeChat could not be reached")
+	}
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, errorResponse{Error: msg, Code: code})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status, body = http.StatusInternalServerError, []byte(`{"error":"encoding the answer failed","code":"internal"}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
