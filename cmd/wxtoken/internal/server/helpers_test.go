@@ -65,7 +65,7 @@ type fixture struct {
 }
 
 // start runs the server of testConfig, changed by edit, on a MemoryStore.
-func start(t *testing.T, edit func(*Config)) *fixture {
+func start(t testing.TB, edit func(*Config)) *fixture {
 	t.Helper()
 	wx := wxtest.NewServer()
 	t.Cleanup(wx.Close)
@@ -95,7 +95,7 @@ type answer struct {
 }
 
 // do sends a request with key as the bearer key ("" for none).
-func (f *fixture) do(t *testing.T, method, path, key, body string) answer {
+func (f *fixture) do(t testing.TB, method, path, key, body string) answer {
 	t.Helper()
 	req, err := http.NewRequest(method, f.ts.URL+path, strings.NewReader(body))
 	require.NoError(t, err)

@@ -26,6 +26,7 @@ type Server struct {
 	now     func() time.Time
 
 	httpClient *http.Client
+	ownClient  bool // made by New: its idle connections are closed by Close
 	closed     atomic.Bool
 }
 
@@ -58,7 +59,7 @@ func New(cfg Config, secrets Secrets, store wxtoken.Store, opts ...Option) (*Ser
 		s.access = s.log
 	}
 	if s.httpClient == nil {
-		s.httpClient = upstreamHTTPClient()
+		s.httpClient, s.ownClient = upstreamHTTPClient(), true
 	}
 	s.metrics = newMetrics()
 	common := []wxtoken.Option{
@@ -95,6 +96,9 @@ func (s *Server) Close() {
 	}
 	s.closeCredentials()
 	_ = s.reg.Close()
+	if s.ownClient {
+		s.httpClient.CloseIdleConnections()
+	}
 }
 
 // HTTPServer returns an *http.Server for the Handler with the configured

@@ -1,0 +1,234 @@
+package server
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// exampleConfig is the README's example, with the hash of a known key.
+const exampleConfig = `
+listen: 127.0.0.1:8443
+tls:
+  cert_file: /etc/wxtoken/tls.crt
+  key_file: /etc/wxtoken/tls.key
+store:
+  redis: redis://127.0.0.1:6379/0
+timeouts:
+  request: 15s
+credentials:
+  shop:
+    type: official_account
+    appid: wx0123456789abcdef
+    stable: true
+    secret_env: SHOP_APPSECRET
+  shop-jsapi:
+    type: jsapi_ticket
+    token: shop
+  corp:
+    type: wecom
+    corp_id: ww0123456789abcdef
+    secret_file: /etc/wxtoken/corp.secret
+clients:
+  billing:
+    key_hash: sha256:0000000000000000000000000000000000000000000000000000000000000000
+    credentials: [shop, shop-jsapi]
+    rate_limit: {per_second: 20, burst: 40}
+  intranet:
+    key_hash: sha256:1111111111111111111111111111111111111111111111111111111111111111
+    credentials: [corp]
+`
+
+func decodeString(t *testing.T, s string) (Config, error) {
+	t.Helper()
+	return Decode(strings.NewReader(s))
+}
+
+func TestDecodeAndValidateTheExample(t *testing.T) {
+	t.Parallel()
+	cfg, err := decodeString(t, exampleConfig)
+	require.NoError(t, err)
+	require.NoError(t, cfg.Validate())
+	assert.Equal(t, "127.0.0.1:8443", cfg.Listen)
+	assert.True(t, cfg.Credentials["shop"].Stable)
+	assert.Equal(t, 15*time.Second, cfg.Timeouts.Request)
+	assert.Equal(t, DefaultTimeouts.ReadHeader, cfg.Timeouts.ReadHeader, "defaults filled in")
+	assert.Equal(t, RateLimitConfig{PerSecond: 20, Burst: 40}, cfg.Clients["billing"].RateLimit)
+	assert.Equal(t, DefaultRateLimit, cfg.Clients["intranet"].RateLimit)
+}
+
+func TestDecodeIsStrict(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct{ yaml, want string }{
+		"unknown field":      {"listen: 127.0.0.1:1\nlisten_addr: x\n", "field listen_addr not found"},
+		"misspelt nested":    {"store:\n  folder: /x\n", "field folder not found"},
+		"wrong type":         {"timeouts:\n  read: soon\n", "cannot unmarshal"},
+		"two documents":      {"listen: a\n---\nlisten: b\n", "more than one YAML document"},
+		"empty":              {"", "empty"},
+		"duplicate key":      {"credentials:\n  a: {type: wecom}\n  a: {type: wecom}\n", "already defined"},
+		"not a mapping":      {"- a\n- b\n", "cannot unmarshal"},
+		"too large":          {"listen: " + strings.Repeat("a", maxConfigBytes) + "\n", "larger than"},
+		"a list for a value": {"listen: [a, b]\n", "cannot unmarshal"},
+	} {
+		_, err := decodeString(t, tc.yaml)
+		require.Error(t, err, name)
+		assert.ErrorIs(t, err, ErrConfig, name)
+		assert.Contains(t, err.Error(), tc.want, name)
+	}
+}
+
+func TestValidateNamesEveryField(t *testing.T) {
+	t.Parallel()
+	hash := HashKey("wxt_a")
+	cases := map[string]struct {
+		yaml string
+		want []string
+	}{
+		"nothing": {"log_format: xml\n", []string{"listen: missing", "store: give dir", "log_format: must be",
+			"credentials: none", "clients: none"}},
+		"plain http off loopback": {"listen: 0.0.0.0:80\n", []string{"listen: plain HTTP on a non-loopback address"}},
+		"half tls":                {"listen: 0.0.0.0:443\ntls: {cert_file: a}\n", []string{"tls: give both"}},
+		"both stores":             {"store: {dir: /a, redis: redis://b}\n", []string{"store: give dir or redis, not both"}},
+		"cleartext upstream":      {"wechat_base_url: http://api.example.com\n", []string{"wechat_base_url: plain http is allowed only for a loopback"}},
+		"upstream path":           {"wecom_base_url: https://a.example/x\n", []string{"wecom_base_url: only scheme://host"}},
+		"negative timeout":        {"timeouts: {idle: -1s}\n", []string{"timeouts.idle: negative"}},
+		"write under request":     {"timeouts: {write: 5s, request: 10s}\n", []string{"timeouts.write: must exceed"}},
+		"credential problems": {`credentials:
+  a: {type: official_account, secret_env: X}
+  b: {type: official_account, appid: wx1}
+  c: {type: official_account, appid: wx1, secret_env: X, secret_file: /y}
+  d: {type: official_account, appid: wx2, secret: s3cr3t-in-the-file}
+  e: {type: jsapi_ticket}
+  f: {type: jsapi_ticket, token: g}
+  g: {type: wecom, corp_id: ww1, secret_env: Y, stable: true}
+  h: {type: tokens}
+  i: {appid: wx3}
+  "bad name!": {type: wecom}
+  j: {type: official_account, appid: wx1, secret_env: Z}
+`, []string{
+			"credentials.a.appid: missing", "credentials.b: no secret", "credentials.c: give the secret one way only",
+			"credentials.d.secret: a secret in the config file is refused unless allow_inline_secrets",
+			"credentials.e.token: missing", "credentials.f.token: must name a official_account credential",
+			"credentials.g.stable: not used by type wecom", "credentials.h.type: unknown", "credentials.i.type: missing",
+			"credentials.(an invalid name): a name may hold only", "credentials.j: the same credential as credentials.b",
+		}},
+		"client problems": {`credentials:
+  a: {type: official_account, appid: wx1, secret_env: X}
+clients:
+  nohash: {credentials: [a]}
+  key: {key_hash: wxt_pasted-the-key-itself, credentials: [a]}
+  short: {key_hash: "sha256:abcd", credentials: [a]}
+  one: {key_hash: "` + hash + `", credentials: [a]}
+  two: {key_hash: "` + hash + `", credentials: [a]}
+  none: {key_hash: "` + HashKey("wxt_b") + `"}
+  unknown: {key_hash: "` + HashKey("wxt_c") + `", credentials: [a, zz]}
+  negative: {key_hash: "` + HashKey("wxt_d") + `", credentials: [a], rate_limit: {burst: -1}}
+`, []string{
+			"clients.nohash.key_hash: missing", "clients.key.key_hash: this is a client key, not its hash",
+			"clients.short.key_hash: not sha256:", "clients.two.key_hash: the same as clients.one's",
+			"clients.none.credentials: empty", "clients.unknown.credentials[1]: names no credential",
+			"clients.negative.rate_limit: negative",
+		}},
+	}
+	for name, tc := range cases {
+		cfg, err := decodeString(t, tc.yaml)
+		require.NoError(t, err, name)
+		err = cfg.Validate()
+		require.Error(t, err, name)
+		assert.ErrorIs(t, err, ErrConfig, name)
+		for _, want := range tc.want {
+			assert.Contains(t, err.Error(), want, name)
+		}
+		assert.NotContains(t, err.Error(), "wxt_pasted-the-key-itself", name)
+		assert.NotContains(t, err.Error(), "s3cr3t-in-the-file", name+": an inline secret is not repeated")
+	}
+}
+
+func TestLoopbackListenNeedsNoTLS(t *testing.T) {
+	t.Parallel()
+	for _, addr := range []string{"127.0.0.1:8080", "[::1]:8080", "localhost:8080"} {
+		cfg, err := decodeString(t, strings.Replace(exampleConfig, "listen: 127.0.0.1:8443\ntls:\n  cert_file: /etc/wxtoken/tls.crt\n  key_file: /etc/wxtoken/tls.key\n",
+			"listen: \""+addr+"\"\n", 1))
+		require.NoError(t, err)
+		require.NoError(t, cfg.Validate(), addr)
+	}
+	cfg, err := decodeString(t, strings.Replace(exampleConfig, "listen: 127.0.0.1:8443\ntls:\n  cert_file: /etc/wxtoken/tls.crt\n  key_file: /etc/wxtoken/tls.key\n",
+		"listen: \":8080\"\nallow_plain_http: true\n", 1))
+	require.NoError(t, err)
+	require.NoError(t, cfg.Validate(), "forced plain HTTP behind a TLS proxy")
+}
+
+func TestResolveSecrets(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	private := filepath.Join(dir, "private")
+	require.NoError(t, os.WriteFile(private, []byte("file-secret-0123\n"), 0o600))
+	shared := filepath.Join(dir, "shared")
+	require.NoError(t, os.WriteFile(shared, []byte("shared-secret-0123\n"), 0o644))
+	empty := filepath.Join(dir, "empty")
+	require.NoError(t, os.WriteFile(empty, []byte("\n"), 0o600))
+
+	cfg := Config{AllowInlineSecrets: true, Credentials: map[string]CredentialConfig{
+		"env":    {Type: TypeOfficialAccount, SecretEnv: "SECRET_A"},
+		"file":   {Type: TypeOfficialAccount, SecretFile: private},
+		"inline": {Type: TypeOfficialAccount, Secret: "inline-secret-0123"},
+		"ticket": {Type: TypeJSAPITicket, Token: "env"},
+	}}
+	env := map[string]string{"SECRET_A": " env-secret-0123 \n"}
+	secrets, err := cfg.ResolveSecrets(func(k string) string { return env[k] })
+	require.NoError(t, err)
+	assert.Equal(t, Secrets{"env": "env-secret-0123", "file": "file-secret-0123", "inline": "inline-secret-0123"}, secrets)
+
+	bad := Config{Credentials: map[string]CredentialConfig{
+		"unset":   {Type: TypeOfficialAccount, SecretEnv: "UNSET"},
+		"shared":  {Type: TypeOfficialAccount, SecretFile: shared},
+		"missing": {Type: TypeOfficialAccount, SecretFile: filepath.Join(dir, "nope")},
+		"empty":   {Type: TypeOfficialAccount, SecretFile: empty},
+		"dir":     {Type: TypeOfficialAccount, SecretFile: dir},
+		"control": {Type: TypeOfficialAccount, SecretEnv: "CONTROL"},
+	}}
+	env = map[string]string{"CONTROL": "a\x01b"}
+	_, err = bad.ResolveSecrets(func(k string) string { return env[k] })
+	require.Error(t, err)
+	for _, want := range []string{
+		"credentials.unset.secret_env: the environment variable UNSET is empty or unset",
+		"credentials.shared.secret_file: its mode 0644 lets its group or others read it: chmod 600 it",
+		"credentials.missing.secret_file: cannot open it: no such file or directory",
+		"credentials.empty.secret_file: empty",
+		"credentials.dir.secret_file: not a regular file",
+		"credentials.control: the secret holds control characters",
+	} {
+		assert.Contains(t, err.Error(), want)
+	}
+	assert.NotContains(t, err.Error(), "shared-secret-0123")
+	assert.NotContains(t, err.Error(), dir, "the path is named by the field")
+	assert.True(t, errors.Is(err, ErrConfig))
+}
+
+// FuzzDecodeConfig feeds the decoder and the validator arbitrary files: an
+// error or a configuration, never a panic, and a valid one stays valid.
+func FuzzDecodeConfig(f *testing.F) {
+	f.Add([]byte(exampleConfig))
+	f.Add([]byte("listen: 127.0.0.1:1\nstore: {dir: /x}\n"))
+	f.Add([]byte("credentials:\n  a: {type: jsapi_ticket, token: a}\n"))
+	f.Add([]byte("clients: {a: {key_hash: 'sha256:zz', credentials: [b, c]}}"))
+	f.Add([]byte("timeouts: {read: 1h, write: -5s}\n"))
+	f.Add([]byte("&a [*a, *a]"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := Decode(strings.NewReader(string(data)))
+		if err != nil {
+			require.ErrorIs(t, err, ErrConfig)
+			return
+		}
+		if cfg.Validate() != nil {
+			return
+		}
+		require.NoError(t, cfg.Validate(), "Validate is idempotent")
+	})
+}
