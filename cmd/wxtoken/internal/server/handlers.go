@@ -56,9 +56,10 @@ func (s *Server) serveCredential(w *recorder, r *http.Request) {
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeouts.Request)
-	defer cancel()
-	tok, err := cred.client.Token(ctx)
+	// No timer of its own: a cached token is answered at once, and a wait
+	// for a fetch is bounded by the fetch timeout, which New sets to the
+	// request timeout; a client that goes away ends r's context.
+	tok, err := cred.client.Token(r.Context())
 	if err != nil {
 		s.writeFetchError(w, cred, err)
 		return
@@ -200,16 +201,25 @@ func (s *Server) authorize(w *recorder, r *http.Request) (*credential, bool) {
 	return cred, true
 }
 
+// writeToken answers tok as a tokenResponse. It is the hot path, so the
+// JSON is appended by hand: a token that passed Token.Validate is printable
+// ASCII, which strconv.Quote escapes exactly as JSON does (\" and \\ only).
 func (s *Server) writeToken(w http.ResponseWriter, cred *credential, tok wxtoken.Token) {
 	at := tok.ExpiresAt()
-	left := int64(at.Sub(s.now()) / time.Second)
-	resp := tokenResponse{ExpiresIn: max(left, 0), ExpiresAt: at.UTC().Format(time.RFC3339)}
+	left := max(int64(at.Sub(s.now())/time.Second), 0)
+	field := `{"access_token":`
 	if cred.ticket {
-		resp.Ticket = tok.AccessToken
-	} else {
-		resp.AccessToken = tok.AccessToken
+		field = `{"ticket":`
 	}
-	writeJSON(w, http.StatusOK, resp)
+	b := make([]byte, 0, 96+len(tok.AccessToken))
+	b = append(b, field...)
+	b = strconv.AppendQuote(b, tok.AccessToken)
+	b = append(b, `,"expires_in":`...)
+	b = strconv.AppendInt(b, left, 10)
+	b = append(b, `,"expires_at":"`...)
+	b = at.UTC().AppendFormat(b, time.RFC3339)
+	b = append(b, "\"}\n"...)
+	writeBody(w, http.StatusOK, b)
 }
 
 // writeFetchError answers a failure to obtain a credential. The body names
@@ -246,10 +256,22 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	if err != nil {
 		status, body = http.StatusInternalServerError, []byte(`{"error":"encoding the answer failed","code":"internal"}`)
 	}
+	writeBody(w, status, append(body, '\n'))
+}
+
+// The headers of every JSON answer, shared: net/http only reads them.
+var (
+	headerJSON    = []string{"application/json"}
+	headerNoStore = []string{"no-store"}
+	headerNoSniff = []string{"nosniff"}
+)
+
+// writeBody writes a JSON body that no cache may keep.
+func writeBody(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
+	h["Content-Type"] = headerJSON
+	h["Cache-Control"] = headerNoStore
+	h["X-Content-Type-Options"] = headerNoSniff
 	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
+	_, _ = w.Write(body)
 }

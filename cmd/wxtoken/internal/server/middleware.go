@@ -1,6 +1,7 @@
 package server
 
 import (
+	"log/slog"
 	"net/http"
 	"time"
 )
@@ -50,9 +51,11 @@ func (s *Server) instrument(rt route, next func(w *recorder, r *http.Request)) h
 			d := time.Since(start)
 			s.metrics.observeRequest(rt, rec.status, d)
 			if s.access != nil {
-				s.access.Info("request", "route", rt.String(), "method", r.Method,
-					"credential", credentialLabel(r, rt), "client", rec.client, "status", rec.status,
-					"bytes", rec.bytes, "duration_ms", float64(d.Microseconds())/1000, "remote", r.RemoteAddr)
+				s.access.LogAttrs(r.Context(), slog.LevelInfo, "request",
+					slog.String("route", rt.String()), slog.String("method", r.Method),
+					slog.String("credential", credentialLabel(r, rt)), slog.String("client", rec.client),
+					slog.Int("status", rec.status), slog.Int("bytes", rec.bytes),
+					slog.Float64("duration_ms", float64(d.Microseconds())/1000), slog.String("remote", r.RemoteAddr))
 			}
 		}()
 		next(rec, r)

@@ -65,6 +65,8 @@ func New(cfg Config, secrets Secrets, store wxtoken.Store, opts ...Option) (*Ser
 	common := []wxtoken.Option{
 		wxtoken.WithStore(store), wxtoken.WithLogger(s.log), wxtoken.WithHTTPClient(s.httpClient),
 		wxtoken.WithObserver(s.metrics),
+		// A caller's wait for a fetch is bounded by this, not by a timer per request.
+		wxtoken.WithFetchTimeout(cfg.Timeouts.Request),
 	}
 	regOpts := common
 	if cfg.WeChatBaseURL != "" {

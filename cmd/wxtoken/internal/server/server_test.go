@@ -219,3 +219,12 @@ func TestNewRefusesAMissingStore(t *testing.T) {
 	_, err := New(Config{}, nil, nil)
 	require.Error(t, err)
 }
+
+func TestTokensWithQuotesAndBackslashesAreValidJSON(t *testing.T) {
+	t.Parallel()
+	f := start(t, nil)
+	odd := wxtoken.Token{AccessToken: `a"b\c<d>&e`, ExpiresIn: 7200, CreateTime: time.Now()}
+	require.NoError(t, f.store.Save(context.Background(), wxtest.DefaultAppID, odd))
+	tr := decodeToken(t, f.do(t, "GET", "/v1/credentials/shop", shopKey, ""))
+	assert.Equal(t, odd.AccessToken, tr.AccessToken)
+}

@@ -1,0 +1,101 @@
+package server
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// benchClients is how many clients the load benchmark runs at once.
+const benchClients = 64
+
+// BenchmarkServeCredentials measures GET /v1/credentials/{name} through the
+// whole handler stack and the configured http.Server (keys, rate limit,
+// metrics, access log formatted to a discarding handler), on loopback, by
+// 64 keep-alive Go clients: requests per second, and the p50 and p99 of
+// each request's latency.
+//
+//	go test -run '^$' -bench ServeCredentials -benchtime 200000x ./cmd/wxtoken/internal/server/
+func BenchmarkServeCredentials(b *testing.B) {
+	f := start(b, func(c *Config) {
+		cl := c.Clients["billing"]
+		cl.RateLimit = RateLimitConfig{PerSecond: 1e9, Burst: 1e9}
+		c.Clients["billing"] = cl
+	})
+	// The access log formatted as in production, written nowhere: the
+	// benchmark measures the server, not the terminal.
+	f.srv.access = slog.New(slog.NewTextHandler(io.Discard, nil))
+	ts := httptest.NewUnstartedServer(f.srv.Handler())
+	ts.Config = f.srv.HTTPServer()
+	ts.Start()
+	defer ts.Close()
+	url := ts.URL + "/v1/credentials/shop"
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchClients, MaxIdleConns: benchClients}}
+	defer hc.CloseIdleConnections()
+	get := func() error {
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Header.Set("Authorization", "Bearer "+shopKey)
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return &httpStatus{resp.StatusCode}
+		}
+		return nil
+	}
+	require.NoError(b, get()) // warm: the one fetch, and a connection
+
+	latencies := make([][]time.Duration, benchClients)
+	var wg sync.WaitGroup
+	var failed error
+	var once sync.Once
+	b.ResetTimer()
+	cpu0 := processCPU()
+	start := time.Now()
+	for i := range benchClients {
+		n := b.N / benchClients
+		if i < b.N%benchClients {
+			n++
+		}
+		wg.Go(func() {
+			lat := make([]time.Duration, 0, n)
+			for range n {
+				t0 := time.Now()
+				if err := get(); err != nil {
+					once.Do(func() { failed = err })
+					return
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			latencies[i] = lat
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	cpu := processCPU() - cpu0
+	b.StopTimer()
+	require.NoError(b, failed)
+	all := slices.Concat(latencies...)
+	slices.Sort(all)
+	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "req/s")
+	b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
+	// CPU time per request, server and clients together: what the machine's
+	// load from other processes does not change much.
+	b.ReportMetric(float64(cpu.Microseconds())/float64(len(all)), "cpu-µs/req")
+	b.ReportMetric(0, "ns/op")
+}
+
+type httpStatus struct{ code int }
+
+func (e *httpStatus) Error() string { return http.StatusText(e.code) }
