@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -155,13 +156,15 @@ func Decode(r io.Reader) (Config, error) {
 	return cfg, nil
 }
 
-// yamlProblem is the decoder's message without its package prefix. It
-// quotes at most the offending field name or a scalar of the file; secrets
-// do not belong in the file (see allow_inline_secrets), and a value that
-// fails to decode is not repeated by yaml.v3 beyond a short excerpt.
+// yamlProblem is the decoder's message without its package prefix and
+// without the excerpts of values it quotes between backquotes ("cannot
+// unmarshal !!str `...` into bool"): a value in the wrong place may be a
+// secret. Field names and line numbers stay.
 func yamlProblem(err error) string {
-	return strings.TrimPrefix(err.Error(), "yaml: ")
+	return quotedValue.ReplaceAllString(strings.TrimPrefix(err.Error(), "yaml: "), "a value (not repeated)")
 }
+
+var quotedValue = regexp.MustCompile("`[^`]*`")
 
 // Validate checks everything that can be checked without I/O and fills in
 // the defaults. The error lists every problem, each naming its field.

@@ -83,6 +83,14 @@ func TestDecodeIsStrict(t *testing.T) {
 	}
 }
 
+func TestDecodeErrorsDoNotRepeatValues(t *testing.T) {
+	t.Parallel()
+	_, err := decodeString(t, "credentials:\n  shop: {type: official_account, stable: s3cr3t-misplaced}\n")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "line 2: cannot unmarshal !!str a value (not repeated) into bool")
+	assert.NotContains(t, err.Error(), "s3cr3t-misplaced")
+}
+
 func TestValidateNamesEveryField(t *testing.T) {
 	t.Parallel()
 	hash := HashKey("wxt_a")
