@@ -213,7 +213,11 @@ func (s *Server) writeToken(w http.ResponseWriter, cred *credential, tok wxtoken
 	}
 	b := make([]byte, 0, 96+len(tok.AccessToken))
 	b = append(b, field...)
-	b = strconv.AppendQuote(b, tok.AccessToken)
+	if strings.ContainsAny(tok.AccessToken, `"\`) {
+		b = strconv.AppendQuote(b, tok.AccessToken)
+	} else {
+		b = append(append(append(b, '"'), tok.AccessToken...), '"')
+	}
 	b = append(b, `,"expires_in":`...)
 	b = strconv.AppendInt(b, left, 10)
 	b = append(b, `,"expires_at":"`...)
