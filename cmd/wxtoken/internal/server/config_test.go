@@ -240,3 +240,22 @@ func FuzzDecodeConfig(f *testing.F) {
 		require.NoError(t, cfg.Validate(), "Validate is idempotent")
 	})
 }
+
+// TestTheREADMEConfigurationIsValid decodes and validates the example of
+// the README's server section, so that the documentation cannot drift.
+func TestTheREADMEConfigurationIsValid(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../../../README.md")
+	require.NoError(t, err)
+	_, section, ok := strings.Cut(string(readme), "## A central token server")
+	require.True(t, ok)
+	_, block, ok := strings.Cut(section, "```yaml\n")
+	require.True(t, ok)
+	block, _, ok = strings.Cut(block, "```")
+	require.True(t, ok)
+	cfg, err := decodeString(t, block)
+	require.NoError(t, err)
+	require.NoError(t, cfg.Validate())
+	assert.Len(t, cfg.Credentials, 4)
+	assert.Len(t, cfg.Clients, 2)
+}
