@@ -283,3 +283,23 @@ func FuzzRemoteAnswer(f *testing.F) {
 		}
 	})
 }
+
+func TestRemoteSourceInARegistry(t *testing.T) {
+	t.Parallel()
+	f := newFakeTokenServer(t)
+	store := NewMemoryStore()
+	reg, err := NewRegistry(func(_ context.Context, name string) (Source, error) {
+		return RemoteSource(f.URL, name, remoteKey)
+	}, WithStore(store))
+	require.NoError(t, err)
+	defer reg.Close()
+	tok, err := reg.Get(context.Background(), "shop")
+	require.NoError(t, err)
+	assert.Equal(t, "server-token-1", tok)
+	c, err := reg.Client(context.Background(), "shop")
+	require.NoError(t, err)
+	c.waitIdle() // the save follows the answer
+	saved, err := store.Load(context.Background(), "remote.shop")
+	require.NoError(t, err, "kept under the remote key")
+	assert.Equal(t, tok, saved.AccessToken)
+}

@@ -228,3 +228,18 @@ func TestTokensWithQuotesAndBackslashesAreValidJSON(t *testing.T) {
 	tr := decodeToken(t, f.do(t, "GET", "/v1/credentials/shop", shopKey, ""))
 	assert.Equal(t, odd.AccessToken, tr.AccessToken)
 }
+
+func TestStableTokensAreServed(t *testing.T) {
+	t.Parallel()
+	f := start(t, func(c *Config) {
+		c.Credentials["shop-stable"] = CredentialConfig{Type: TypeOfficialAccount, AppID: wxtest.DefaultAppID,
+			Stable: true, SecretEnv: "SHOP_SECRET"}
+		cl := c.Clients["billing"]
+		cl.Credentials = append(cl.Credentials, "shop-stable")
+		c.Clients["billing"] = cl
+	})
+	tr := decodeToken(t, f.do(t, "GET", "/v1/credentials/shop-stable", shopKey, ""))
+	assert.Equal(t, f.wx.CurrentStableToken(wxtest.DefaultAppID), tr.AccessToken)
+	assert.Equal(t, 1, f.wx.StableCalls())
+	assert.Zero(t, f.wx.TokenCalls(), "stable and plain tokens are different credentials")
+}
