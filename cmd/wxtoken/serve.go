@@ -45,8 +45,8 @@ func (c *cli) serve(args []string) int {
 		return exitError
 	}
 	if *check {
-		fmt.Fprintf(c.stdout, "wxtoken serve: %s is valid: %d credentials, %d clients\n",
-			*path, len(cfg.Credentials), len(cfg.Clients))
+		fmt.Fprintf(c.stdout, "wxtoken serve: the configuration is valid: %d credentials, %d clients\n",
+			len(cfg.Credentials), len(cfg.Clients))
 		return exitOK
 	}
 	if err := c.runServer(cfg, secrets); err != nil {
@@ -60,7 +60,12 @@ func (c *cli) serve(args []string) int {
 func (c *cli) loadServeConfig(path string) (server.Config, server.Secrets, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return server.Config{}, nil, fmt.Errorf("--config: %w", err)
+		// The path is not repeated: a misplaced argument may be the secret.
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return server.Config{}, nil, fmt.Errorf("--config: cannot open the file: %w", err)
 	}
 	defer f.Close()
 	cfg, err := server.Decode(f)

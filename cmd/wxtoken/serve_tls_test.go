@@ -88,7 +88,7 @@ func TestServeCheckValidatesWithoutServing(t *testing.T) {
 	env := map[string]string{"SHOP_APPSECRET": secret, "CORP_SECRET": "x"}
 	r := runArgs(env, "serve", "--config", path, "--check")
 	require.Equal(t, exitOK, r.code, r.stderr)
-	assert.Contains(t, r.stdout, "is valid: 3 credentials, 1 clients")
+	assert.Contains(t, r.stdout, "the configuration is valid: 3 credentials, 1 clients")
 
 	r = runArgs(map[string]string{}, "serve", "--config", path, "--check")
 	assert.Equal(t, exitError, r.code)
@@ -99,6 +99,11 @@ func TestServeCheckValidatesWithoutServing(t *testing.T) {
 	assert.Equal(t, exitError, r.code)
 	assert.Contains(t, r.stderr, "field secret not found")
 	assert.NotContains(t, r.stderr, secret, "the decoder's error does not quote the value")
+
+	r = runArgs(env, "serve", "--config", secret)
+	assert.Equal(t, exitError, r.code)
+	assert.Equal(t, "wxtoken serve: --config: cannot open the file: no such file or directory\n", r.stderr,
+		"the path is not repeated: it may be a misplaced secret")
 
 	for _, args := range [][]string{{"serve"}, {"serve", "--config"}, {"serve", "--config", path, "extra"}} {
 		assert.Equal(t, exitUsage, runArgs(env, args...).code, args)
