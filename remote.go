@@ -198,10 +198,10 @@ func (s *remoteSource) newRequest(ctx context.Context, rejected string) (*http.R
 	return hreq, nil
 }
 
-// decode reads the server's {"access_token"|"ticket":..,"expires_in":N}.
-// expires_in is what is left of the server's token, so the local copy
-// expires when the server's does (a little before: the clock started when
-// the request was sent).
+// decode reads the server's {"access_token"|"ticket":..,"expires_in":N,
+// "age":A}. expires_in is what is left of the server's token, so the local
+// copy expires when the server's does (a little before: the clock started
+// when the request was sent).
 func (s *remoteSource) decode(body []byte, started time.Time, r redactor) (Token, error) {
 	field, other := "access_token", "ticket"
 	if s.ticket {
@@ -216,7 +216,22 @@ func (s *remoteSource) decode(body []byte, started time.Time, r redactor) (Token
 			}
 		}
 	}
-	return decodeAnswer(body, started, r, field, tokenEndpointKind)
+	tok, err := decodeAnswer(body, started, r, field, tokenEndpointKind)
+	if err != nil {
+		return Token{}, err
+	}
+	// age, the seconds since the server obtained the token, dates the local
+	// copy as the server's is dated, so that the rejection backoff judges the
+	// token's real age; it is relative, so the two clocks need not agree.
+	var aged struct {
+		Age int64 `json:"age"`
+	}
+	if err := json.Unmarshal(body, &aged); err != nil || aged.Age < 0 || aged.Age > maxExpiresIn-tok.ExpiresIn {
+		return Token{}, fmt.Errorf("%w: field \"age\" is not a number of seconds within the token's lifetime", ErrMalformedResponse)
+	}
+	tok.CreateTime = started.Add(-time.Duration(aged.Age) * time.Second)
+	tok.ExpiresIn += aged.Age
+	return tok, nil
 }
 
 // remoteError decodes the server's {"error":..,"code":..}; a body that is

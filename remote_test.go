@@ -65,7 +65,7 @@ func (f *fakeTokenServer) serve(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, f.body)
 		return
 	}
-	_, _ = fmt.Fprintf(w, `{"access_token":%q,"expires_in":%d,"expires_at":"2030-01-01T00:00:00Z"}`, f.token, f.left)
+	_, _ = fmt.Fprintf(w, `{"access_token":%q,"expires_in":%d,"expires_at":"2030-01-01T00:00:00Z","age":%d}`, f.token, f.left, 7200-f.left)
 }
 
 func (f *fakeTokenServer) set(status int, body string) {
@@ -94,7 +94,9 @@ func TestRemoteGetAsksTheServerOnceWhileFresh(t *testing.T) {
 	assert.EqualValues(t, 1, f.gets.Load(), "one request for a thousand Gets")
 	tok, err := c.Token(context.Background())
 	require.NoError(t, err)
-	assert.EqualValues(t, 7000, tok.ExpiresIn, "the seconds the server says are left")
+	assert.EqualValues(t, 7200, tok.ExpiresIn, "the seconds left and the age the server says")
+	assert.WithinDuration(t, time.Now().Add(-200*time.Second), tok.CreateTime, 2*time.Second, "dated by its age")
+	assert.WithinDuration(t, time.Now().Add(7000*time.Second), tok.ExpiresAt(), 2*time.Second)
 	assert.Equal(t, "remote.shop", c.Key())
 	assert.Equal(t, []string{"Bearer " + remoteKey}, f.auth)
 }
@@ -170,6 +172,9 @@ func TestRemoteAnswersAreDecodedStrictly(t *testing.T) {
 		"expired":       `{"access_token":"a","expires_in":0}`,
 		"a ticket":      `{"ticket":"t","expires_in":7000}`,
 		"bad token":     `{"access_token":"a b","expires_in":7000}`,
+		"negative age":  `{"access_token":"a","expires_in":7000,"age":-5}`,
+		"absurd age":    `{"access_token":"a","expires_in":7000,"age":99999999}`,
+		"age a string":  `{"access_token":"a","expires_in":7000,"age":"old"}`,
 		"huge":          `{"access_token":"` + strings.Repeat("a", maxResponseBytes) + `","expires_in":1}`,
 	} {
 		f := newFakeTokenServer(t)

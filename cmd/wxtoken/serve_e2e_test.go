@@ -46,6 +46,7 @@ func tokenAnswer(t *testing.T, body string) (token string, expiresIn int64) {
 		AccessToken string `json:"access_token"`
 		ExpiresIn   int64  `json:"expires_in"`
 		ExpiresAt   string `json:"expires_at"`
+		Age         int64  `json:"age"`
 	}
 	dec := json.NewDecoder(strings.NewReader(body))
 	dec.DisallowUnknownFields()

@@ -43,6 +43,7 @@ type tokenResponse struct {
 	Ticket      string `json:"ticket,omitempty"`
 	ExpiresIn   int64  `json:"expires_in"` // seconds left
 	ExpiresAt   string `json:"expires_at"` // RFC 3339, UTC
+	Age         int64  `json:"age"`        // seconds since it was obtained from WeChat
 }
 
 // errorResponse is every error's body: never a token, a key or a secret.
@@ -205,8 +206,10 @@ func (s *Server) authorize(w *recorder, r *http.Request) (*credential, bool) {
 // JSON is appended by hand: a token that passed Token.Validate is printable
 // ASCII, which strconv.Quote escapes exactly as JSON does (\" and \\ only).
 func (s *Server) writeToken(w http.ResponseWriter, cred *credential, tok wxtoken.Token) {
+	now := s.now()
 	at := tok.ExpiresAt()
-	left := max(int64(at.Sub(s.now())/time.Second), 0)
+	left := max(int64(at.Sub(now)/time.Second), 0)
+	age := min(max(int64(now.Sub(tok.CreateTime)/time.Second), 0), tok.ExpiresIn)
 	field := `{"access_token":`
 	if cred.ticket {
 		field = `{"ticket":`
@@ -222,7 +225,9 @@ func (s *Server) writeToken(w http.ResponseWriter, cred *credential, tok wxtoken
 	b = strconv.AppendInt(b, left, 10)
 	b = append(b, `,"expires_at":"`...)
 	b = at.UTC().AppendFormat(b, time.RFC3339)
-	b = append(b, "\"}\n"...)
+	b = append(b, `","age":`...)
+	b = strconv.AppendInt(b, age, 10)
+	b = append(b, "}\n"...)
 	writeBody(w, http.StatusOK, b)
 }
 

@@ -78,3 +78,29 @@ func TestRemoteClientWithAForeignCredentialGetsAPermanentError(t *testing.T) {
 	assert.True(t, wxtoken.IsPermanent(err))
 	f.assertNoToken(t, err.Error())
 }
+
+func TestTransportHealsARejectedTokenThroughTheServer(t *testing.T) {
+	t.Parallel()
+	f := start(t, nil)
+	// The server holds a token an hour old that WeChat no longer knows.
+	dead := wxtoken.Token{AccessToken: "a-token-wechat-revoked", ExpiresIn: 7200, CreateTime: time.Now().Add(-time.Hour)}
+	require.NoError(t, f.store.Save(context.Background(), wxtest.DefaultAppID, dead))
+
+	c, err := wxtoken.NewRemote(f.ts.URL, "shop", shopKey, wxtoken.WithStore(wxtoken.NewMemoryStore()),
+		wxtoken.WithBaseURL(f.wx.URL()))
+	require.NoError(t, err)
+	defer c.Close()
+	tok, err := c.Token(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, dead.AccessToken, tok.AccessToken)
+	assert.WithinDuration(t, dead.CreateTime, tok.CreateTime, 2*time.Second, "dated as the server's copy")
+
+	hc := wxtoken.NewHTTPClient(c, nil)
+	resp, err := hc.Get(f.wx.URL() + wxtest.PathCallbackIP)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.NoError(t, wxtoken.CheckResponse(resp), "the resend with the server's new token succeeded")
+	assert.Equal(t, 1, f.wx.TokenCalls(), "one fetch, by the server, for the rejection")
+	assert.EqualValues(t, 1, f.served(routeInvalidate, http.StatusOK))
+	assert.Equal(t, map[int]int{40001: 1}, f.wx.Rejections())
+}
