@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os/exec"
@@ -14,7 +16,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/wxtoken/wxtoken"
 	"github.com/wxtoken/wxtoken/internal/redistest"
 	"github.com/wxtoken/wxtoken/wxtest"
 )
@@ -116,37 +117,48 @@ with urllib.request.urlopen(req, timeout=30) as resp:
 	}
 }
 
-// getConcurrently has n goroutines GET url with key; it returns the tokens.
-func getConcurrently(t *testing.T, n int, url, key string) []string {
-	t.Helper()
+// getConcurrently has n goroutines GET url with key at once; it returns
+// the tokens, or the first failure. It may run on any goroutine: it never
+// fails the test itself.
+func getConcurrently(n int, url, key string) ([]string, error) {
 	hc := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: n}}
 	defer hc.CloseIdleConnections()
 	tokens := make([]string, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() {
-			req, _ := http.NewRequest("GET", url, nil)
-			req.Header.Set("Authorization", "Bearer "+key)
-			resp, err := hc.Do(req)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
-			if resp.StatusCode != http.StatusOK {
-				errs[i] = &wxtoken.StatusError{StatusCode: resp.StatusCode, Status: string(b)}
-				return
-			}
-			tokens[i], _ = tokenAnswer(t, string(b))
-		})
+		wg.Go(func() { tokens[i], errs[i] = getToken(hc, url, key) })
 	}
 	wg.Wait()
-	for _, err := range errs {
-		require.NoError(t, err)
+	return tokens, errors.Join(errs...)
+}
+
+// getToken GETs a credential and decodes its access_token.
+func getToken(hc *http.Client, url, key string) (string, error) {
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		return "", err
 	}
-	return tokens
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("HTTP %d: %s", resp.StatusCode, b)
+	}
+	var v struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil || v.AccessToken == "" {
+		return "", fmt.Errorf("not a token answer: %s", b)
+	}
+	return v.AccessToken, nil
 }
 
 func TestServeTwoProcessesOnOneRedisFetchOnce(t *testing.T) {
@@ -162,9 +174,12 @@ func TestServeTwoProcessesOnOneRedisFetchOnce(t *testing.T) {
 
 	var wg sync.WaitGroup
 	var fromA, fromB []string
-	wg.Go(func() { fromA = getConcurrently(t, 100, a.url+"/v1/credentials/shop", key) })
-	wg.Go(func() { fromB = getConcurrently(t, 100, b.url+"/v1/credentials/shop", key) })
+	var errA, errB error
+	wg.Go(func() { fromA, errA = getConcurrently(100, a.url+"/v1/credentials/shop", key) })
+	wg.Go(func() { fromB, errB = getConcurrently(100, b.url+"/v1/credentials/shop", key) })
 	wg.Wait()
+	require.NoError(t, errA)
+	require.NoError(t, errB)
 	assert.Equal(t, 1, wx.TokenCalls(), "two instances, 200 cold clients, one upstream fetch")
 	for _, tok := range append(fromA, fromB...) {
 		require.Equal(t, wx.CurrentToken(appID), tok)
@@ -201,10 +216,11 @@ func TestServeSIGTERMFinishesTheRequestsInFlight(t *testing.T) {
 	}), serveEnv...)
 
 	var tokens []string
+	var failed error
 	answered := make(chan struct{})
 	go func() {
 		defer close(answered)
-		tokens = getConcurrently(t, n, p.url+"/v1/credentials/shop", key)
+		tokens, failed = getConcurrently(n, p.url+"/v1/credentials/shop", key)
 	}()
 	select {
 	case <-hold.Waiting():
@@ -224,6 +240,7 @@ func TestServeSIGTERMFinishesTheRequestsInFlight(t *testing.T) {
 	}
 	hold.Release()
 	<-answered
+	require.NoError(t, failed, "every request in flight was answered")
 	require.Len(t, tokens, n)
 	for _, tok := range tokens {
 		require.Equal(t, wx.CurrentToken(appID), tok, "every request in flight was answered 200 with the token")

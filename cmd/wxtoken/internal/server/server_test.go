@@ -107,16 +107,20 @@ func TestInvalidateOfTheCurrentTokenFetchesOnceForAllReporters(t *testing.T) {
 	require.Zero(t, f.wx.TokenCalls())
 
 	var wg sync.WaitGroup
-	got := make([]tokenResponse, 20)
-	for i := range got {
+	answers := make([]answer, 20)
+	errs := make([]error, 20)
+	for i := range answers {
 		wg.Go(func() {
-			got[i] = decodeToken(t, f.do(t, "POST", "/v1/credentials/shop/invalidate", shopKey,
-				`{"rejected":"`+old.AccessToken+`"}`))
+			answers[i], errs[i] = f.try("POST", "/v1/credentials/shop/invalidate", shopKey,
+				`{"rejected":"`+old.AccessToken+`"}`)
 		})
 	}
 	wg.Wait()
-	for _, tr := range got {
-		assert.Equal(t, f.wx.CurrentToken(wxtest.DefaultAppID), tr.AccessToken)
+	got := make([]tokenResponse, len(answers))
+	for i, a := range answers {
+		require.NoError(t, errs[i])
+		got[i] = decodeToken(t, a)
+		assert.Equal(t, f.wx.CurrentToken(wxtest.DefaultAppID), got[i].AccessToken)
 	}
 	assert.Equal(t, 1, f.wx.TokenCalls(), "twenty reports of one token, one fetch")
 
