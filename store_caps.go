@@ -1,6 +1,9 @@
 package wxtoken
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Optional Store capabilities. A Store keeps the Part 1 interface (Load, Save,
 // and Lock for a Locker); a Store that can do more says so by implementing one
@@ -49,4 +52,34 @@ type StoreChange struct {
 	// Resync says that changes may have been missed (the feed was down):
 	// every key should be read again.
 	Resync bool
+}
+
+// A LockLoader is a Locker that reads the key's record in the same round trip
+// as it takes the lock, and can save and release in one more: a renewal on it
+// costs two round trips instead of four or more. A Client whose Store is a
+// LockLoader uses it instead of Lock followed by Load.
+type LockLoader interface {
+	Locker
+	// LockLoad takes the lock of key as Lock does (waiting while somebody
+	// holds it, until ctx ends; lapsing after lease unless its holder lives)
+	// and returns it with the record read while it was held: what Load would
+	// have returned at that moment, the token or an error matching
+	// ErrNotFound or ErrCorrupt. An error that keeps the lock from being
+	// taken is returned as err, and then nothing is held.
+	LockLoad(ctx context.Context, key string, lease time.Duration) (StoreLock, LoadResult, error)
+}
+
+// StoreLock is a lock a LockLoader holds for its caller.
+type StoreLock interface {
+	// Unlock releases the lock, with the rules of the function Lock
+	// returns: it leaves alone a lock somebody else took after the lease
+	// lapsed, and does nothing once the lock was released.
+	Unlock(ctx context.Context) error
+	// SaveUnlock saves tok under the lock's key, with Save's rules (it
+	// never replaces a newer token: ErrNewerToken), and releases the lock,
+	// in one round trip when the record is still the one LockLoad read. The
+	// lock is released whatever the outcome of the save; when the release
+	// itself fails, the lock lapses with its lease. After SaveUnlock,
+	// Unlock does nothing.
+	SaveUnlock(ctx context.Context, tok Token) error
 }

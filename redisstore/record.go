@@ -44,14 +44,16 @@ func (s *Store) Load(ctx context.Context, key string) (wxtoken.Token, error) {
 
 // readRecord reads the value of k without transferring more than MaxRecordLen bytes.
 func (s *Store) readRecord(ctx context.Context, k string) (record, error) {
-	v, err := s.read.Run(ctx, s.rdb, []string{k}, MaxRecordLen).Result()
+	return parseRecord(s.read.Run(ctx, s.rdb, []string{k}, MaxRecordLen).Result())
+}
+
+// parseRecord turns one reply of luaRead (or of an element of luaReadMany or
+// luaLockRead, whose nil elements come with a nil err) into a record.
+func parseRecord(v any, err error) (record, error) {
 	switch v := v.(type) {
 	case nil:
-		if errors.Is(err, redis.Nil) {
+		if err == nil || errors.Is(err, redis.Nil) {
 			return record{}, nil
-		}
-		if err == nil {
-			err = errors.New("unexpected empty reply")
 		}
 		return record{}, err
 	case int64:

@@ -96,8 +96,11 @@ const (
 )
 
 var (
-	_ wxtoken.Store  = (*Store)(nil)
-	_ wxtoken.Locker = (*Store)(nil)
+	_ wxtoken.Store       = (*Store)(nil)
+	_ wxtoken.Locker      = (*Store)(nil)
+	_ wxtoken.BatchLoader = (*Store)(nil)
+	_ wxtoken.LockLoader  = (*Store)(nil)
+	_ wxtoken.Watcher     = (*Store)(nil)
 )
 
 // Store is a wxtoken.Store and wxtoken.Locker on Redis. It is safe for
@@ -115,7 +118,13 @@ type Store struct {
 	lock     *redis.Script
 	renew    *redis.Script
 	unlock   *redis.Script
+	readMany *redis.Script
+	lockRead *redis.Script
+	saveUnl  *redis.Script
 	inflight sync.WaitGroup // calls still running, including those given up on
+
+	feedOn bool // WithChangeFeed
+	feed   hub  // the one subscription every Watch shares
 }
 
 // Option configures a Store.
@@ -175,6 +184,9 @@ func New(rdb redis.UniversalClient, opts ...Option) *Store {
 		lock:     redis.NewScript(luaLock),
 		renew:    redis.NewScript(luaRenew),
 		unlock:   redis.NewScript(luaUnlock),
+		readMany: redis.NewScript(luaReadMany),
+		lockRead: redis.NewScript(luaLockRead),
+		saveUnl:  redis.NewScript(luaSaveUnlock),
 	}
 	for _, opt := range opts {
 		opt(s)

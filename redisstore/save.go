@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/wxtoken/wxtoken"
 )
@@ -29,24 +30,12 @@ var errContended = errors.New("the record changed under every attempt")
 // already expired is not written, and the error matches
 // wxtoken.ErrInvalidToken. The whole Save is bounded by the Store's timeout.
 func (s *Store) Save(ctx context.Context, key string, tok wxtoken.Token) error {
-	if err := tok.Validate(); err != nil {
+	raw, ttl, err := s.encode(tok)
+	if err != nil {
 		return fmt.Errorf("redisstore: save %q: %w", key, err)
 	}
-	// Redis rejects a zero TTL and a negative one deletes the key: an
-	// expired token has no business in the store anyway.
-	ttl := tok.ExpiresAt().Sub(s.now()).Milliseconds()
-	switch {
-	case tok.Refresh != "":
-		ttl = 0 // no TTL
-	case ttl <= 0:
-		return fmt.Errorf("redisstore: save %q: %w: already expired", key, wxtoken.ErrInvalidToken)
-	}
-	raw, err := json.Marshal(tok)
-	if err != nil {
-		return fmt.Errorf("redisstore: save %q: encode: %w", key, err)
-	}
 	_, err = call(ctx, s, func(ctx context.Context) (struct{}, error) {
-		return struct{}{}, s.save(ctx, s.tokenKey(key), tok, string(raw), ttl)
+		return struct{}{}, s.save(ctx, key, tok, raw, ttl)
 	}, nil)
 	if err != nil {
 		return fmt.Errorf("redisstore: save %q: %w", key, err)
@@ -54,26 +43,41 @@ func (s *Store) Save(ctx context.Context, key string, tok wxtoken.Token) error {
 	return nil
 }
 
-// save is Save's compare-and-set loop on the token key k.
-func (s *Store) save(ctx context.Context, k string, tok wxtoken.Token, raw string, ttl int64) error {
+// encode returns the record of tok and its TTL in milliseconds (0: none), or
+// why tok may not be stored.
+func (s *Store) encode(tok wxtoken.Token) (raw string, ttl int64, err error) {
+	if err := tok.Validate(); err != nil {
+		return "", 0, err
+	}
+	// Redis rejects a zero TTL and a negative one deletes the key: an
+	// expired token has no business in the store anyway.
+	ttl = tok.ExpiresAt().Sub(s.now()).Milliseconds()
+	switch {
+	case tok.Refresh != "":
+		ttl = 0 // no TTL
+	case ttl <= 0:
+		return "", 0, fmt.Errorf("%w: already expired", wxtoken.ErrInvalidToken)
+	}
+	b, err := json.Marshal(tok)
+	if err != nil {
+		return "", 0, fmt.Errorf("encode: %w", err)
+	}
+	return string(b), ttl, nil
+}
+
+// save is Save's compare-and-set loop on key's record.
+func (s *Store) save(ctx context.Context, key string, tok wxtoken.Token, raw string, ttl int64) error {
+	k := s.tokenKey(key)
 	for range swapAttempts {
 		cur, err := s.readRecord(ctx, k)
 		if err != nil {
 			return err
 		}
-		if old, err := cur.token(); err == nil && old.NewerThan(tok, s.now()) {
+		if cur.newerThan(tok, s.now()) {
 			return wxtoken.ErrNewerToken
 		}
-		mode, want := "absent", ""
-		switch {
-		case cur.wrongType:
-			mode = "wrongtype"
-		case cur.oversize():
-			mode, want = "oversize", strconv.Itoa(MaxRecordLen)
-		case cur.found:
-			mode, want = "equal", cur.raw
-		}
-		wrote, err := s.swap.Run(ctx, s.rdb, []string{k}, mode, want, raw, ttl).Int()
+		mode, want := cur.swapMode()
+		wrote, err := s.swap.Run(ctx, s.rdb, []string{k}, mode, want, raw, ttl, s.channel(), key).Int()
 		if err != nil {
 			return err
 		}
@@ -82,4 +86,25 @@ func (s *Store) save(ctx context.Context, k string, tok wxtoken.Token, raw strin
 		}
 	}
 	return fmt.Errorf("%w (%d attempts)", errContended, swapAttempts)
+}
+
+// newerThan reports whether the record holds a token that a Save of tok at
+// now must keep.
+func (r record) newerThan(tok wxtoken.Token, now time.Time) bool {
+	old, err := r.token()
+	return err == nil && old.NewerThan(tok, now)
+}
+
+// swapMode returns the arguments that make swap write only while the key is
+// still as r.
+func (r record) swapMode() (mode, want string) {
+	switch {
+	case r.wrongType:
+		return "wrongtype", ""
+	case r.oversize():
+		return "oversize", strconv.Itoa(MaxRecordLen)
+	case r.found:
+		return "equal", r.raw
+	}
+	return "absent", ""
 }
