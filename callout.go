@@ -2,6 +2,7 @@ package wxtoken
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -121,17 +122,70 @@ func (c *Client) saveStore(ctx context.Context, key string, tok Token) error {
 	return err
 }
 
+// storeLock is the Store's lock on the Client's key while it is held: taken
+// by a Locker, or by a LockLoader, which read the record under it too and
+// can save and release in one call.
+type storeLock struct {
+	unlock func(context.Context) error
+	held   StoreLock   // a LockLoader's lock; nil for a plain Locker's
+	read   *LoadResult // what the LockLoader read under the lock
+	saved  bool        // released by SaveUnlock
+}
+
 // lockStore takes the Store's lock on the Client's key, waiting as long as ctx
-// allows: another process may hold it for a whole fetch.
-func (c *Client) lockStore(ctx context.Context) (func(context.Context) error, error) {
+// allows: another process may hold it for a whole fetch. A LockLoader's lock
+// comes with the record it read.
+func (c *Client) lockStore(ctx context.Context) (*storeLock, error) {
 	start := time.Now()
-	unlock, err := callout(ctx, c, "Locker.Lock", func(ctx context.Context) (func(context.Context) error, error) {
-		return c.locker.Lock(ctx, c.key, c.cfg.lockLease)
-	}, func(unlock func(context.Context) error) {
-		_ = c.unlockStore(unlock) // taken after we gave up: nobody else will release it
-	})
+	giveBack := func(lk *storeLock) {
+		_ = c.unlockStore(lk.unlock) // taken after we gave up: nobody else will release it
+	}
+	var (
+		lk  *storeLock
+		err error
+	)
+	if ll, ok := c.locker.(LockLoader); ok {
+		lk, err = callout(ctx, c, "LockLoader.LockLoad", func(ctx context.Context) (*storeLock, error) {
+			held, rec, err := ll.LockLoad(ctx, c.key, c.cfg.lockLease)
+			if err == nil && held == nil {
+				err = errors.New("LockLoad returned no lock")
+			}
+			if err != nil {
+				return nil, err
+			}
+			return &storeLock{unlock: held.Unlock, held: held, read: &rec}, nil
+		}, giveBack)
+	} else {
+		lk, err = callout(ctx, c, "Locker.Lock", func(ctx context.Context) (*storeLock, error) {
+			unlock, err := c.locker.Lock(ctx, c.key, c.cfg.lockLease)
+			if err == nil && unlock == nil {
+				err = errors.New("Lock returned no unlock function")
+			}
+			if err != nil {
+				return nil, err
+			}
+			return &storeLock{unlock: unlock}, nil
+		}, giveBack)
+	}
 	c.observeSince(EventLockWait, start, err)
-	return unlock, err
+	return lk, err
+}
+
+// saveUnlockStore saves tok and releases the LockLoader's lock lk in one
+// call, within the store timeout.
+func (c *Client) saveUnlockStore(ctx context.Context, lk *storeLock, tok Token) error {
+	ctx, cancel := c.storeContext(ctx)
+	defer cancel()
+	start := time.Now()
+	lk.saved = true // released whatever the outcome; else it lapses with its lease
+	_, err := callout(ctx, c, "StoreLock.SaveUnlock", func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, lk.held.SaveUnlock(ctx, tok)
+	}, nil, tok.AccessToken, tok.Refresh)
+	if err != nil {
+		err = redactor{tokenRedaction(tok.AccessToken), tokenRedaction(tok.Refresh)}.err(err)
+	}
+	c.observeSince(EventStoreSave, start, err)
+	return err
 }
 
 // unlockStore releases a lock within the store timeout, whatever ctx the

@@ -24,30 +24,37 @@ type deliverFunc func(tok Token, fetched bool) Token
 // process, or this Client's store sync, may have renewed the token meanwhile),
 // fetches, delivers, and saves the token before it unlocks.
 func (c *Client) obtain(ctx context.Context, req request, deliver deliverFunc) error {
-	stored, loadErr := c.load(ctx)
-	if tok, ok := c.adopt(stored, loadErr, req); ok {
-		deliver(tok, false)
-		return nil
-	}
-	if loadErr == nil && req.bad.CreateTime.IsZero() && stored.AccessToken == req.bad.AccessToken {
-		// The rejected token was not cached here (a cold replica, a restart)
-		// but the Store knows its age and count: the backoff applies all the same.
-		req.bad = stored
-	}
-	if err := c.mayCallWeChat(req); err != nil {
-		return err
+	var (
+		stored  Token
+		loadErr error
+	)
+	if !c.lockedReadSuffices(req) {
+		stored, loadErr = c.load(ctx)
+		if tok, ok := c.adopt(stored, loadErr, req); ok {
+			deliver(tok, false)
+			return nil
+		}
+		if loadErr == nil && req.bad.CreateTime.IsZero() && stored.AccessToken == req.bad.AccessToken {
+			// The rejected token was not cached here (a cold replica, a restart)
+			// but the Store knows its age and count: the backoff applies all the same.
+			req.bad = stored
+		}
+		if err := c.mayCallWeChat(req); err != nil {
+			return err
+		}
 	}
 	storeDown := loadErr != nil && !errors.Is(loadErr, ErrNotFound) && !errors.Is(loadErr, ErrCorrupt)
 	if storeDown && c.hasValid(req) {
 		return fmt.Errorf("%w: %w", errStoreUnavailable, loadErr)
 	}
-	locked, lockErr := false, loadErr
+	var lk *storeLock
+	lockErr := loadErr
 	if c.locker != nil && !storeDown {
-		unlock, err := c.lockStore(ctx)
+		held, err := c.lockStore(ctx)
 		switch {
 		case err == nil:
-			locked = true
-			defer c.release(unlock)
+			lk = held
+			defer c.release(lk)
 		case ctx.Err() != nil:
 			return fmt.Errorf("wxtoken: waiting for the store lock: %w", err)
 		case c.hasValid(req):
@@ -55,24 +62,24 @@ func (c *Client) obtain(ctx context.Context, req request, deliver deliverFunc) e
 		}
 		lockErr = err
 	}
-	if c.locker != nil && !locked {
+	if c.locker != nil && lk == nil {
 		c.log.Warn("wxtoken: store unavailable and no valid token to serve; fetching without its lock",
 			"appid", c.appID, "key", c.key, "err", lockErr)
 	}
 	current := stored
-	if locked {
+	if lk != nil {
 		if tok, ok := c.cachedFor(req); ok {
 			deliver(tok, false)
 			return nil
 		}
-		stored, err := c.load(ctx)
+		stored, err := c.lockedRead(ctx, lk)
 		if tok, ok := c.adopt(stored, err, req); ok {
 			deliver(tok, false)
 			return nil
 		}
 		current = stored
 	}
-	tok, err := c.fetchNew(ctx, req, current, locked || c.locker == nil)
+	tok, err := c.fetchNew(ctx, req, current, lk != nil || c.locker == nil)
 	if err != nil {
 		return err
 	}
@@ -81,8 +88,36 @@ func (c *Client) obtain(ctx context.Context, req request, deliver deliverFunc) e
 	}
 	tok.Rejections = c.rejectionsAfter(req, time.Now())
 	deliver(tok, true)
-	c.save(tok, req)
+	c.save(tok, req, lk)
 	return nil
+}
+
+// lockedReadSuffices reports whether obtain may skip its first, unlocked read
+// of the Store: for a renewal nobody waits for (the cached token is still
+// valid) on a LockLoader, whose lock comes with the record, while WeChat may
+// be called. The read under the lock then finds what another replica saved,
+// and the renewal costs the Store two round trips: lock and read, save and
+// unlock. Otherwise the unlocked read comes first, as a cold replica and a
+// shut failure gate need it (reading the Store is not calling WeChat).
+func (c *Client) lockedReadSuffices(req request) bool {
+	if _, ok := c.locker.(LockLoader); !ok || !req.renewal() || !c.hasValid(req) {
+		return false
+	}
+	return c.mayCallWeChat(req) == nil
+}
+
+// lockedRead returns the Store's record read under lk: the one a LockLoader
+// read with it, or a Load.
+func (c *Client) lockedRead(ctx context.Context, lk *storeLock) (Token, error) {
+	if lk.read == nil {
+		return c.load(ctx)
+	}
+	tok, err := lk.read.Token, lk.read.Err
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		c.log.Warn("wxtoken: reading the store failed; treating it as empty",
+			"appid", c.appID, "key", c.key, "err", err)
+	}
+	return tok, err
 }
 
 // mayCallWeChat returns the reason WeChat must not be called for req now: the
@@ -116,8 +151,12 @@ func (c *Client) cachedFor(req request) (Token, bool) {
 	return e.tok, true
 }
 
-func (c *Client) release(unlock func(context.Context) error) {
-	if err := c.unlockStore(unlock); err != nil {
+// release releases lk, unless SaveUnlock did.
+func (c *Client) release(lk *storeLock) {
+	if lk.saved {
+		return
+	}
+	if err := c.unlockStore(lk.unlock); err != nil {
 		c.log.Warn("wxtoken: releasing the store lock failed; it lapses with its lease",
 			"appid", c.appID, "err", err)
 	}
@@ -230,14 +269,20 @@ func (c *Client) fetchCounted(ctx context.Context, req FetchRequest) (Token, err
 	return tok, nil
 }
 
-// save persists tok, which the waiters already have. A Store that holds a
+// save persists tok, which the waiters already have, releasing lk with the
+// same call when lk is a LockLoader's. A Store that holds a
 // newer token keeps it, and the cache moves to that one; a Store that fails is
 // logged and the token served from memory.
-func (c *Client) save(tok Token, req request) {
+func (c *Client) save(tok Token, req request, lk *storeLock) {
 	// Not cancelled by Close, which waits for it: a process that closes its
 	// Client right after its first Get (a command line tool) keeps the token.
 	ctx := context.WithoutCancel(c.ctx)
-	err := c.saveStore(ctx, c.key, tok)
+	var err error
+	if lk != nil && lk.held != nil {
+		err = c.saveUnlockStore(ctx, lk, tok) // one round trip for both
+	} else {
+		err = c.saveStore(ctx, c.key, tok)
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrNewerToken):

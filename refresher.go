@@ -86,6 +86,9 @@ func (c *Client) scheduleSyncLocked() {
 	if c.cfg.storeSync <= 0 || c.closed || c.registry != nil {
 		return // a Registry's keys are synced by its wheel
 	}
+	if c.feed != nil && c.feed.up.Load() {
+		return // the Store's change feed tells of every change
+	}
 	c.syncTimer = time.AfterFunc(c.cfg.storeSync, c.sync)
 }
 
@@ -100,6 +103,12 @@ func (c *Client) sync() {
 	}
 	defer c.wg.Done()
 	stored, err := c.load(c.ctx)
+	c.applySync(stored, err)
+}
+
+// applySync is sync's work on what a read of the Store returned, however it
+// was read (a Load, or a batch of LoadMany); the caller has entered.
+func (c *Client) applySync(stored Token, err error) {
 	if errors.Is(err, ErrNotFound) {
 		c.restore(c.ctx)
 	}

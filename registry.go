@@ -116,6 +116,7 @@ func NewRegistry(lookup func(ctx context.Context, key string) (Source, error), o
 	r := &Registry{lookup: lookup, sh: newShared(cfg, nil), opts: opts, entries: map[string]any{}}
 	r.snap.Store(&map[string]*Client{})
 	warnCleartext(cfg.baseURL, r.sh.log)
+	r.watchStore() // before the first tick, which reads r.sh.feed
 	r.mu.Lock()
 	r.scheduleSweepLocked()
 	r.scheduleTickLocked()
@@ -156,9 +157,7 @@ func (r *Registry) tick() {
 	due := append([]*Client(nil), slot...)
 	w.next = (w.next + 1) % syncSlots
 	w.mu.Unlock()
-	for _, c := range due {
-		c.sync()
-	}
+	r.syncDue(due)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.scheduleTickLocked()

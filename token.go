@@ -199,6 +199,8 @@ type shared struct {
 	ctx    context.Context // cancelled by Close; parent of every shared fetch
 	cancel context.CancelFunc
 	wg     *sync.WaitGroup // background work that Close waits for
+
+	feed *storeFeed // the Store's change feed, when it is a Watcher; nil else
 }
 
 // newShared settles cfg's Store, logger and HTTP client. Its context and
@@ -279,7 +281,13 @@ func newClient(key string, src Source, cfg config) (*Client, error) {
 	}
 	sh := newShared(cfg, nil)
 	warnCleartext(cfg.baseURL, sh.log)
-	return newKeyClient(sh, nil, key, src, info), nil
+	if _, ok := sh.store.(Watcher); ok && cfg.storeSync > 0 {
+		// Before the sync timer is armed, which reads it.
+		sh.feed = newStoreFeed(func(k string) bool { return k == key })
+	}
+	c := newKeyClient(sh, nil, key, src, info)
+	c.watchStore()
+	return c, nil
 }
 
 // newKeyClient returns the Client of one key on sh, with its store sync armed.

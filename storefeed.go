@@ -1,0 +1,373 @@
+package wxtoken
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// How the engine uses the optional Store capabilities of store_caps.go for
+// its store sync. A plain Store is re-read per key, every store-sync interval.
+// A BatchLoader is re-read in batches: a Registry's wheel reads each slot
+// with LoadMany, Preload warms many keys at once. A Watcher's change feed
+// replaces the periodic re-read while it is up: a change re-reads the key it
+// names, a resynchronization after the feed was interrupted re-reads every
+// key, in batches where the Store can. Feed or not, what a read finds is
+// applied as sync applies it (applySync): a newer valid token is adopted, an
+// empty Store gets the cached token back.
+
+const (
+	// storeBatch bounds the keys of one LoadMany: a few hundred records
+	// make one reply of some tens of kilobytes, and one slow batch delays
+	// no more keys than that.
+	storeBatch = 500
+	// maxPendingChanges bounds the keys a feed remembers between two
+	// passes of its goroutine; past it, the pass re-reads every key.
+	maxPendingChanges = 1 << 16
+	// preloadLookups bounds the lookups Preload runs at once.
+	preloadLookups = 16
+)
+
+// storeFeed gathers what a Watcher reports until the goroutine that watches
+// re-reads it: bursts of changes of one key cost one read, and notify, which
+// the Store calls, never waits on a read.
+type storeFeed struct {
+	up    atomic.Bool // Watch succeeded: periodic re-reads are off
+	holds func(key string) bool
+
+	// rereads counts the keys re-read because the feed named them or
+	// resynchronized, for tests.
+	rereads atomic.Int64
+
+	mu      sync.Mutex
+	pending map[string]struct{}
+	resync  bool
+	wake    chan struct{} // holds a value while there is something to read
+}
+
+func newStoreFeed(holds func(key string) bool) *storeFeed {
+	return &storeFeed{holds: holds, pending: map[string]struct{}{}, wake: make(chan struct{}, 1)}
+}
+
+// notify is the Watcher's callback. A change of a key nobody here holds is
+// dropped at the cost of a map lookup.
+func (f *storeFeed) notify(ch StoreChange) {
+	if !ch.Resync && !f.holds(ch.Key) {
+		return
+	}
+	f.mu.Lock()
+	switch {
+	case ch.Resync, len(f.pending) >= maxPendingChanges:
+		f.resync = true
+		clear(f.pending)
+	case !f.resync:
+		f.pending[ch.Key] = struct{}{}
+	}
+	f.mu.Unlock()
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns what there is to re-read, and forgets it.
+func (f *storeFeed) take() (keys []string, all bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	all, f.resync = f.resync, false
+	for k := range f.pending {
+		keys = append(keys, k)
+	}
+	clear(f.pending)
+	return keys, all
+}
+
+// runFeed watches w for sh's keys until sh's context ends, and hands what the
+// feed reports to reread (all: every key), on this one goroutine; onUp runs
+// once the feed is established. A Watch that fails leaves the periodic
+// re-reads on and is tried again every store-sync interval, logged once; a
+// Store whose feed is off (errors.ErrUnsupported) is not asked again. The
+// caller has added this goroutine to sh.wg.
+func (sh *shared) runFeed(w Watcher, f *storeFeed, reread func(keys []string, all bool), onUp func()) {
+	defer sh.wg.Done()
+	for warned := false; ; {
+		err := sh.watch(w, f)
+		if err == nil {
+			break
+		}
+		if sh.ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, errors.ErrUnsupported) {
+			sh.log.Debug("wxtoken: the store has no change feed; re-reading it periodically", "err", err)
+			return
+		}
+		if !warned {
+			sh.log.Warn("wxtoken: the store's change feed did not start; re-reading the store periodically until it does",
+				"err", err)
+			warned = true
+		}
+		if !sleepCtx(sh.ctx, sh.cfg.storeSync) {
+			return
+		}
+	}
+	f.up.Store(true)
+	onUp()
+	// What changed before the feed was up and after the last periodic read.
+	f.notify(StoreChange{Resync: true})
+	for {
+		select {
+		case <-sh.ctx.Done():
+			return
+		case <-f.wake:
+		}
+		reread(f.take())
+	}
+}
+
+// watch starts w's feed for f. Watch is user code: a panic is an error, and
+// a Watch that ignores its context does not keep Close waiting.
+func (sh *shared) watch(w Watcher, f *storeFeed) error {
+	_, err := callout(sh.ctx, nil, "Store.Watch", func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, w.Watch(ctx, f.notify)
+	}, nil)
+	return err
+}
+
+// sleepCtx waits for d, or until ctx ends, reporting false then.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// watchStore starts the change feed of a lone Client that newClient gave
+// one (its Store is a Watcher, its store sync is on): one goroutine, which
+// re-reads the key when the feed names it; the sync timer stops once the feed
+// is up.
+func (c *Client) watchStore() {
+	if c.feed == nil {
+		return
+	}
+	w := c.store.(Watcher)
+	c.wg.Add(1)
+	go c.runFeed(w, c.feed, func([]string, bool) {
+		c.feed.rereads.Add(1)
+		c.sync()
+	}, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		stopTimer(c.syncTimer)
+	})
+}
+
+// watchStore starts the Registry's change feed when its Store is a Watcher:
+// one Watch and one goroutine for every key.
+func (r *Registry) watchStore() {
+	w, ok := r.sh.store.(Watcher)
+	if !ok || r.sh.cfg.storeSync <= 0 {
+		return
+	}
+	r.sh.feed = newStoreFeed(func(key string) bool { return r.fed(key) != nil })
+	r.sh.wg.Add(1)
+	go r.sh.runFeed(w, r.sh.feed, r.reread, func() {})
+}
+
+// fed returns the Client whose Store record the feed's key is, when the
+// feed covers it: a key of the Registry's configuration, under its own name.
+// Other keys (a Store key of their own, options of their own) keep the
+// wheel's periodic re-read.
+func (r *Registry) fed(key string) *Client {
+	if c := (*r.snap.Load())[key]; c != nil && r.feedCovers(c) {
+		return c
+	}
+	r.mu.Lock()
+	c, _ := r.entries[key].(*Client) // not yet in snap: created moments ago
+	r.mu.Unlock()
+	if c != nil && r.feedCovers(c) {
+		return c
+	}
+	return nil
+}
+
+// feedCovers reports whether the Registry's feed tells of c's changes.
+func (r *Registry) feedCovers(c *Client) bool {
+	return c.shared == r.sh && c.key == c.regKey
+}
+
+// reread re-reads the keys the feed named, or every key it covers.
+func (r *Registry) reread(keys []string, all bool) {
+	var due []*Client
+	if all {
+		due = r.wheelClients(r.feedCovers)
+	} else {
+		for _, k := range keys {
+			if c := r.fed(k); c != nil {
+				due = append(due, c)
+			}
+		}
+	}
+	r.sh.feed.rereads.Add(int64(len(due)))
+	r.syncMany(r.sh.ctx, due)
+}
+
+// wheelClients returns the Clients of the wheel for which keep holds.
+func (r *Registry) wheelClients(keep func(*Client) bool) []*Client {
+	w := &r.wheel
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []*Client
+	for _, slot := range w.slots {
+		for _, c := range slot {
+			if keep(c) {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// syncDue re-reads the keys of a wheel slot whose turn has come: those the
+// change feed covers only while it is down, those of the Registry's Store in
+// batches where it is a BatchLoader, the others one by one.
+func (r *Registry) syncDue(due []*Client) {
+	feedUp := r.sh.feed != nil && r.sh.feed.up.Load()
+	batch := due[:0:0]
+	for _, c := range due {
+		switch {
+		case feedUp && r.feedCovers(c):
+		case c.shared == r.sh:
+			batch = append(batch, c)
+		default:
+			c.sync() // a configuration, maybe a Store, of its own
+		}
+	}
+	r.syncMany(r.sh.ctx, batch)
+}
+
+// syncMany re-reads clients, which use the Registry's Store: in batches of
+// LoadMany when it is a BatchLoader, else one Load each.
+func (r *Registry) syncMany(ctx context.Context, clients []*Client) {
+	bl, ok := r.sh.store.(BatchLoader)
+	if !ok {
+		for _, c := range clients {
+			c.sync()
+		}
+		return
+	}
+	for len(clients) > 0 {
+		n := min(len(clients), storeBatch)
+		r.syncBatch(ctx, bl, clients[:n])
+		clients = clients[n:]
+	}
+}
+
+// syncBatch reads the records of clients with one LoadMany and applies each.
+// A batch that fails is logged and left for the next pass: the cached tokens
+// stay served.
+func (r *Registry) syncBatch(ctx context.Context, bl BatchLoader, clients []*Client) {
+	keys := make([]string, len(clients))
+	for i, c := range clients {
+		keys[i] = c.key
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.sh.cfg.storeTimeout)
+	res, err := callout(ctx, nil, "BatchLoader.LoadMany", func(ctx context.Context) ([]LoadResult, error) {
+		return bl.LoadMany(ctx, keys)
+	}, nil)
+	cancel()
+	if err == nil && len(res) != len(keys) {
+		err = fmt.Errorf("wxtoken: BatchLoader.LoadMany returned %d results for %d keys", len(res), len(keys))
+	}
+	if err != nil {
+		r.sh.log.Warn("wxtoken: reading the store failed; serving the cached tokens and reading again later",
+			"keys", len(keys), "err", err)
+		return
+	}
+	for i, c := range clients {
+		if !c.enter() {
+			continue
+		}
+		if e := res[i].Err; e != nil && !errors.Is(e, ErrNotFound) {
+			c.log.Warn("wxtoken: reading the store failed; treating it as empty",
+				"appid", c.appID, "key", c.key, "err", e)
+		}
+		c.applySync(res[i].Token, res[i].Err)
+		c.wg.Done()
+	}
+}
+
+// Preload makes the Registry hold keys, as a first Get of each would, and
+// reads their tokens from the Store in batches: a Store that is a
+// BatchLoader (redisstore, for one) is read with one LoadMany per 500 keys
+// instead of one Load per key, so that a replica that starts with many keys
+// serves them from a warm Store after a few hundred round trips. Lookups run
+// a few at a time. Preload fetches nothing: a key whose Store holds no usable
+// token fetches on first use, as without Preload. Keys the Registry holds
+// with a valid token already are left alone.
+//
+// It returns the lookups that failed, joined (errors.Join), or ctx's error if
+// ctx ended first; keys preloaded before that stay preloaded.
+func (r *Registry) Preload(ctx context.Context, keys []string) error {
+	var errs []error
+	for len(keys) > 0 {
+		n := min(len(keys), storeBatch)
+		clients, err := r.lookupMany(ctx, keys[:n])
+		errs = append(errs, err)
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("wxtoken: preload: %w", err)
+		}
+		var own []*Client
+		cold := clients[:0]
+		for _, c := range clients {
+			switch {
+			case c.cur.Load().valid():
+			case c.shared != r.sh:
+				own = append(own, c)
+			default:
+				cold = append(cold, c)
+			}
+		}
+		r.syncMany(ctx, cold)
+		for _, c := range own {
+			c.sync()
+		}
+		keys = keys[n:]
+	}
+	return errors.Join(errs...)
+}
+
+// lookupMany returns the Clients of keys, creating them as needed, a few at a
+// time, and the failures joined.
+func (r *Registry) lookupMany(ctx context.Context, keys []string) ([]*Client, error) {
+	var (
+		mu      sync.Mutex
+		clients = make([]*Client, 0, len(keys))
+		errs    []error
+		wg      sync.WaitGroup
+		sem     = make(chan struct{}, preloadLookups)
+	)
+	for _, k := range keys {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			c, err := r.client(ctx, k)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			clients = append(clients, c)
+		})
+	}
+	wg.Wait()
+	return clients, errors.Join(errs...)
+}
