@@ -28,7 +28,7 @@ const (
 	// passes of its goroutine; past it, the pass re-reads every key.
 	maxPendingChanges = 1 << 16
 	// preloadLookups bounds the lookups Preload runs at once.
-	preloadLookups = 16
+	preloadLookups = 64
 )
 
 // storeFeed gathers what a Watcher reports until the goroutine that watches
