@@ -57,6 +57,37 @@
 // token per cold replica, and the tokens fetched last win once Redis answers
 // again.
 //
+// # Batches, renewals and the change feed
+//
+// A Store is a wxtoken.BatchLoader: LoadMany reads a batch of keys in one
+// round trip (one script on a standalone or Sentinel-managed Redis, a
+// pipeline of per-key reads on a Cluster, which go-redis splits per node),
+// with Load's size limit and type check for each key. A wxtoken Registry
+// re-reads its keys, and Registry.Preload warms them, in batches through it.
+//
+// A Store is a wxtoken.LockLoader: LockLoad takes the lock and reads the
+// record in one script, and the lock's SaveUnlock saves (compare-and-set
+// against the record read under the lock) and releases in one more, so that
+// a background renewal costs two round trips.
+//
+// Every Save that writes publishes the key on the channel p + "changed"
+// (for the default prefix "wxtoken:changed"), in the script that writes.
+// With WithChangeFeed, a Store is also a working wxtoken.Watcher: one
+// subscription per Store, shared by every Watch, resubscribed after a lost
+// connection (then every watcher is told to resynchronize); a Client or
+// Registry on it re-reads a key when it changes instead of every key
+// periodically. PUBLISH reaches every node of a Cluster.
+//
+// # Rolling deploys
+//
+// The keys and values are those of the previous release, unchanged: both
+// releases read and write each other's records and honour each other's
+// locks. What changes is only that Saves now also PUBLISH (the previous
+// release's Saves do not), so enable WithChangeFeed once no replica of the
+// previous release saves any more: until then a renewal saved by an old
+// replica reaches the new ones only at their next resynchronization or
+// renewal (the locked read finds it), not through the feed.
+//
 // A held lock's lease is renewed every lease/3 until it is released. When a
 // renewal finds the lock gone or taken (its key lost in a failover), the
 // renewals stop, but the holder is not told: its fetch goes on, unlocked. The
