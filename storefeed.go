@@ -320,6 +320,9 @@ func (r *Registry) Preload(ctx context.Context, keys []string) error {
 	for len(keys) > 0 {
 		n := min(len(keys), storeBatch)
 		clients, err := r.lookupMany(ctx, keys[:n])
+		if errors.Is(err, ErrClosed) {
+			return ErrClosed
+		}
 		errs = append(errs, err)
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("wxtoken: preload: %w", err)

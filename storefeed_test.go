@@ -417,3 +417,17 @@ func TestRegistryPreload(t *testing.T) {
 		assert.Equal(t, int64(n/100), fetches.Load(), "only the keys the Store lacked")
 	})
 }
+
+// Preload on a closed Registry fails at once with ErrClosed, not with one
+// error per key.
+func TestRegistryPreloadClosed(t *testing.T) {
+	var fetches atomic.Int64
+	r := registryOn(t, newBatchStore(), &fetches)
+	require.NoError(t, r.Close())
+	keys := make([]string, 2000)
+	for i := range keys {
+		keys[i] = scaleKey(i)
+	}
+	err := r.Preload(t.Context(), keys)
+	assert.Equal(t, ErrClosed, err)
+}

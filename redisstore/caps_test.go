@@ -350,3 +350,16 @@ func FuzzFeedMessage(f *testing.F) {
 		}
 	})
 }
+
+// A confirmation of the subscription other than the first means go-redis
+// reconnected by itself and messages may be lost: every watcher resyncs. A
+// PONG is nothing.
+func TestDispatchReconfirmationResyncs(t *testing.T) {
+	t.Parallel()
+	st, _, _ := setup(t)
+	var got []wxtoken.StoreChange
+	st.feed.watchers = map[*watcher]struct{}{{notify: func(ch wxtoken.StoreChange) { got = append(got, ch) }}: {}}
+	st.dispatch(&redis.Pong{})
+	st.dispatch(&redis.Subscription{Kind: "subscribe", Channel: st.channel(), Count: 1})
+	assert.Equal(t, []wxtoken.StoreChange{{Resync: true}}, got)
+}

@@ -234,12 +234,20 @@ func (s *Store) resubscribe(sub *subscription) bool {
 }
 
 // dispatch hands a message of the feed to the watchers, when it names a key.
+// A confirmation of the subscription after the first, which subscribe
+// consumed, means that go-redis reconnected on its own: messages may have
+// been lost meanwhile.
 func (s *Store) dispatch(msg any) {
-	m, ok := msg.(*redis.Message)
-	if !ok || m.Channel != s.channel() || !feedKey(m.Payload) {
-		return // a PONG, a confirmation, or garbage someone published
+	switch m := msg.(type) {
+	case *redis.Message:
+		if m.Channel == s.channel() && feedKey(m.Payload) {
+			s.broadcast(wxtoken.StoreChange{Key: m.Payload})
+		} // else garbage someone published
+	case *redis.Subscription:
+		if m.Kind == "subscribe" {
+			s.broadcast(wxtoken.StoreChange{Resync: true})
+		}
 	}
-	s.broadcast(wxtoken.StoreChange{Key: m.Payload})
 }
 
 // broadcast calls every watcher's notify with ch, one after the other.
