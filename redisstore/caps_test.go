@@ -363,3 +363,30 @@ func TestDispatchReconfirmationResyncs(t *testing.T) {
 	st.dispatch(&redis.Subscription{Kind: "subscribe", Channel: st.channel(), Count: 1})
 	assert.Equal(t, []wxtoken.StoreChange{{Resync: true}}, got)
 }
+
+// No error of LoadMany, LockLoad or SaveUnlock quotes a token: not from a
+// record that fails to decode, not from a Save that Redis did not answer.
+func TestCapabilityErrorsQuoteNoToken(t *testing.T) {
+	t.Parallel()
+	st, rdb, srv := setup(t, WithTimeout(300*time.Millisecond))
+	ctx := t.Context()
+	bad := `{"access_token":"` + secretToken + `","expires_in":-5,"createTime":"2020-01-01T00:00:00Z"}`
+	require.NoError(t, rdb.Set(ctx, st.tokenKey("k"), bad, 0).Err())
+
+	res, err := st.LoadMany(ctx, []string{"k"})
+	require.NoError(t, err)
+	require.ErrorIs(t, res[0].Err, wxtoken.ErrCorrupt)
+	lk, rec, err := st.LockLoad(ctx, "k", time.Minute)
+	require.NoError(t, err)
+	require.ErrorIs(t, rec.Err, wxtoken.ErrCorrupt)
+	srv.Stop()
+	saveErr := lk.SaveUnlock(ctx, tokenAt(time.Now(), secretToken))
+	require.Error(t, saveErr)
+	_, loadErr := st.LoadMany(ctx, []string{"k"})
+	require.Error(t, loadErr)
+	for _, e := range []error{res[0].Err, rec.Err, saveErr, loadErr} {
+		for u := e; u != nil; u = errors.Unwrap(u) {
+			assert.NotContains(t, u.Error(), secretToken)
+		}
+	}
+}
