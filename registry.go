@@ -40,10 +40,14 @@ type Registry struct {
 	// entries maps a key to its *Client, or to a *regEntry while its lookup
 	// runs or after it failed: a ready key costs its Client and nothing more.
 	entries map[string]any
-	changes int         // to entries since snap was built
-	rebuild *time.Timer // rebuilds snap a moment after a change
-	closed  bool
-	sweep   *time.Timer
+	// byStoreKey maps the store key of each ready Client whose store key is
+	// not its Registry key (a Source's StoreKey) to it, for the change feed,
+	// which names store keys.
+	byStoreKey map[string]*Client
+	changes    int         // to entries since snap was built
+	rebuild    *time.Timer // rebuilds snap a moment after a change
+	closed     bool
+	sweep      *time.Timer
 
 	wheel syncWheel
 }
@@ -113,7 +117,8 @@ func NewRegistry(lookup func(ctx context.Context, key string) (Source, error), o
 	if cfg.httpClient == nil {
 		cfg.httpClient = registryHTTPClient()
 	}
-	r := &Registry{lookup: lookup, sh: newShared(cfg, nil), opts: opts, entries: map[string]any{}}
+	r := &Registry{lookup: lookup, sh: newShared(cfg, nil), opts: opts, entries: map[string]any{},
+		byStoreKey: map[string]*Client{}}
 	r.snap.Store(&map[string]*Client{})
 	warnCleartext(cfg.baseURL, r.sh.log)
 	r.watchStore() // before the first tick, which reads r.sh.feed
@@ -291,6 +296,9 @@ func (r *Registry) create(key string, e *regEntry) {
 		return
 	}
 	r.entries[key] = c
+	if c.key != key {
+		r.byStoreKey[c.key] = c
+	}
 	e.client = c
 	r.changedLocked()
 }
@@ -360,8 +368,11 @@ func (r *Registry) newClient(key string) (*Client, error) {
 	if own || elsewhere {
 		// Settings of its own: this key gets a configuration of its own.
 		all := append([]Option(nil), r.opts...)
+		inherited := true // the Registry's Store: its batches and feed cover the key
 		if own {
-			all = append(all, opts.ClientOptions()...)
+			keyOpts := opts.ClientOptions()
+			inherited = newConfig(keyOpts).store == nil
+			all = append(all, keyOpts...)
 		}
 		cfg := newConfig(all)
 		if !cfg.baseURLSet {
@@ -380,6 +391,7 @@ func (r *Registry) newClient(key string) (*Client, error) {
 			return nil, err
 		}
 		sh = newShared(cfg, r.sh)
+		sh.parentStore = inherited
 	}
 	c := newKeyClient(sh, r, storeKey, src, info)
 	c.regKey = key
@@ -400,6 +412,9 @@ func (r *Registry) forget(key string, only *Client) {
 	v, ok := r.entries[key]
 	if ok && (only == nil || v == any(only)) {
 		delete(r.entries, key)
+		if c, ok := v.(*Client); ok && r.byStoreKey[c.key] == c {
+			delete(r.byStoreKey, c.key)
+		}
 		r.changedLocked()
 	}
 	r.mu.Unlock()
@@ -424,6 +439,7 @@ func (r *Registry) Close() error {
 	stopTimer(r.rebuild)
 	entries := r.entries
 	r.entries = map[string]any{}
+	r.byStoreKey = map[string]*Client{}
 	r.snap.Store(&map[string]*Client{})
 	r.mu.Unlock()
 	for _, v := range entries {

@@ -182,15 +182,17 @@ func (r *Registry) watchStore() {
 }
 
 // fed returns the Client whose Store record the feed's key is, when the
-// feed covers it: a key of the Registry's configuration, under its own name.
-// Other keys (a Store key of their own, options of their own) keep the
-// wheel's periodic re-read.
+// feed covers it. The feed names store keys: most are the Registry key, a
+// Source's StoreKey is looked up in byStoreKey.
 func (r *Registry) fed(key string) *Client {
-	if c := (*r.snap.Load())[key]; c != nil && r.feedCovers(c) {
+	if c := (*r.snap.Load())[key]; c != nil && c.key == key && r.feedCovers(c) {
 		return c
 	}
 	r.mu.Lock()
 	c, _ := r.entries[key].(*Client) // not yet in snap: created moments ago
+	if c == nil || c.key != key {
+		c = r.byStoreKey[key]
+	}
 	r.mu.Unlock()
 	if c != nil && r.feedCovers(c) {
 		return c
@@ -198,9 +200,10 @@ func (r *Registry) fed(key string) *Client {
 	return nil
 }
 
-// feedCovers reports whether the Registry's feed tells of c's changes.
+// feedCovers reports whether c keeps its record in the Registry's Store, so
+// that the Registry's feed tells of its changes and its batches read it.
 func (r *Registry) feedCovers(c *Client) bool {
-	return c.shared == r.sh && c.key == c.regKey
+	return c.shared == r.sh || c.shared.parentStore
 }
 
 // reread re-reads the keys the feed named, or every key it covers.
@@ -244,7 +247,7 @@ func (r *Registry) syncDue(due []*Client) {
 	for _, c := range due {
 		switch {
 		case feedUp && r.feedCovers(c):
-		case c.shared == r.sh:
+		case r.feedCovers(c):
 			batch = append(batch, c)
 		default:
 			c.sync() // a configuration, maybe a Store, of its own
@@ -332,7 +335,7 @@ func (r *Registry) Preload(ctx context.Context, keys []string) error {
 		for _, c := range clients {
 			switch {
 			case c.cur.Load().valid():
-			case c.shared != r.sh:
+			case !r.feedCovers(c):
 				own = append(own, c)
 			default:
 				cold = append(cold, c)

@@ -434,3 +434,54 @@ func TestRegistryPreloadClosed(t *testing.T) {
 	err := r.Preload(t.Context(), keys)
 	assert.Equal(t, ErrClosed, err)
 }
+
+// storeKeyedSource is a keyedSource that keeps its record under a store key
+// of its own, as an Open Platform authorizer does, and may ask for options.
+type storeKeyedSource struct {
+	keyedSource
+	opts []Option
+}
+
+func (s *storeKeyedSource) StoreKey() string { return "platform.authorizer." + s.key }
+
+func (s *storeKeyedSource) ClientOptions() []Option { return s.opts }
+
+// Keys whose record lives under a store key of their own, or with options of
+// their own on the Registry's Store, are covered by the Registry's feed and
+// batches like any other: idle, they cost no read, and a change the feed
+// names by store key is picked up.
+func TestRegistryFeedCoversKeysWithAStoreKeyOfTheirOwn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n = 300
+		st := newFeedStore()
+		var fetches atomic.Int64
+		r, err := NewRegistry(func(ctx context.Context, key string) (Source, error) {
+			src := &storeKeyedSource{keyedSource: keyedSource{key: key, fetches: &fetches, life: 7200}}
+			if strings.HasSuffix(key, "7") {
+				src.opts = []Option{WithRefreshBefore(4 * time.Minute)}
+			}
+			return src, nil
+		}, WithStore(st), WithLogger(quietLogger()))
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = r.Close() })
+		warm(t, r, n)
+		synctest.Wait()
+		loads, batches := st.loads.Load(), st.batches.Load()
+		time.Sleep(10 * time.Minute)
+		synctest.Wait()
+		assert.Equal(t, loads, st.loads.Load(), "no Load while idle")
+		assert.Equal(t, batches, st.batches.Load(), "no LoadMany while idle")
+
+		for _, k := range []string{scaleKey(5), scaleKey(7)} {
+			newer := Token{AccessToken: "renewed-elsewhere-" + k, ExpiresIn: 7200, CreateTime: time.Now()}
+			require.NoError(t, st.Save(t.Context(), "platform.authorizer."+k, newer))
+		}
+		synctest.Wait()
+		for _, k := range []string{scaleKey(5), scaleKey(7)} {
+			got, err := r.Get(t.Context(), k)
+			require.NoError(t, err)
+			assert.Equal(t, "renewed-elsewhere-"+k, got, "the feed named the store key")
+		}
+		assert.Equal(t, int64(n), fetches.Load(), "no fetch")
+	})
+}

@@ -201,6 +201,9 @@ type shared struct {
 	wg     *sync.WaitGroup // background work that Close waits for
 
 	feed *storeFeed // the Store's change feed, when it is a Watcher; nil else
+	// parentStore: a Registry key's configuration of its own that kept the
+	// Registry's Store, so that the Registry's batches and feed cover it.
+	parentStore bool
 }
 
 // newShared settles cfg's Store, logger and HTTP client. Its context and
