@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -45,8 +46,13 @@ const (
 // serialized across them with a file lock, and FileStore is a Locker.
 //
 // A process killed in the middle of a save leaves its temporary file,
-// .<key>.<digits>.tmp, which holds a full token: NewFileStore, and every
-// successful Save of that key, remove those last modified over a minute ago.
+// .<key>.<digits>.tmp, which holds a full token: NewFileStore removes those
+// last modified over a minute ago, and successful saves look for them again at
+// most once a minute (one pass over the folder, whatever the number of keys).
+//
+// Saves of different keys run in parallel. Each fsyncs its record, and
+// concurrent saves share the fsyncs of the folder that make their renames
+// durable (a group commit): a Save that returned nil survives a crash.
 //
 // On Linux the folder holds one lock file, .lock, whatever the number of keys:
 // each key locks its own byte of it, one for Lock and another for Save, with
@@ -59,7 +65,11 @@ const (
 //
 // A FileStore is safe for concurrent use.
 type FileStore struct {
-	dir string
+	dir    string
+	syncer *dirSyncer
+	// nextSweep is when, in Unix nanoseconds, a successful Save next looks
+	// for stale temporary files; tests set it to zero to make the next one look.
+	nextSweep atomic.Int64
 	// fetchLocks and saveLocks serialize Lock and Save of one key within the
 	// process, so that goroutines queue there instead of polling the file lock.
 	fetchLocks, saveLocks keyLocks
@@ -91,8 +101,11 @@ func NewFileStore(dir string) (*FileStore, error) {
 	if err := ensureDir(abs); err != nil {
 		return nil, fmt.Errorf("wxtoken: file store: %w", err)
 	}
-	removeStaleTemps(abs, "", time.Now())
-	return &FileStore{dir: abs}, nil
+	now := time.Now()
+	removeStaleTemps(abs, now)
+	s := &FileStore{dir: abs, syncer: newDirSyncer(abs)}
+	s.nextSweep.Store(now.Add(staleTempAge).UnixNano())
+	return s, nil
 }
 
 // ensureDir creates dir with mode 0700 unless it exists as a directory, which
@@ -115,23 +128,42 @@ func ensureDir(dir string) error {
 	return os.Chmod(dir, 0o700)
 }
 
-// removeStaleTemps removes the temporary files of key, or of every key when key
-// is "", that were last modified more than staleTempAge before now. It is best
-// effort: a file it cannot remove is tried again next time.
-func removeStaleTemps(dir, key string, now time.Time) {
-	entries, err := os.ReadDir(dir)
+// removeStaleTemps removes the temporary files that were last modified more
+// than staleTempAge before now. It is best effort: a file it cannot remove is
+// tried again next time. It reads the folder in chunks, unsorted, so that a
+// folder of 100,000 records costs neither a sort nor a slice of them all.
+func removeStaleTemps(dir string, now time.Time) {
+	d, err := os.Open(dir)
 	if err != nil {
 		return
 	}
-	for _, e := range entries {
-		k, ok := tempKey(e.Name())
-		if !ok || (key != "" && k != key) || !e.Type().IsRegular() {
-			continue
+	defer d.Close()
+	for {
+		entries, err := d.ReadDir(1024)
+		for _, e := range entries {
+			if _, ok := tempKey(e.Name()); !ok || !e.Type().IsRegular() {
+				continue
+			}
+			if fi, err := e.Info(); err == nil && now.Sub(fi.ModTime()) > staleTempAge {
+				_ = os.Remove(filepath.Join(dir, e.Name()))
+			}
 		}
-		if fi, err := e.Info(); err == nil && now.Sub(fi.ModTime()) > staleTempAge {
-			_ = os.Remove(filepath.Join(dir, e.Name()))
+		if err != nil { // io.EOF once the folder is read
+			return
 		}
 	}
+}
+
+// maybeSweep removes stale temporary files if the last sweep is staleTempAge
+// old; of concurrent callers at most one sweeps. A temporary file is stale only
+// when a minute old, so sweeping more often would find nothing new, and on every
+// Save it would cost a pass over the whole folder.
+func (s *FileStore) maybeSweep(now time.Time) {
+	next := s.nextSweep.Load()
+	if now.UnixNano() < next || !s.nextSweep.CompareAndSwap(next, now.Add(staleTempAge).UnixNano()) {
+		return
+	}
+	removeStaleTemps(s.dir, now)
 }
 
 // tempKey returns the key of a temporary file that writeAtomic names
@@ -184,6 +216,16 @@ func (s *FileStore) Save(ctx context.Context, key string, tok Token) error {
 	if err := tok.Validate(); err != nil {
 		return fmt.Errorf("wxtoken: file store: save %s: %w", key, err)
 	}
+	if err := s.saveLocked(ctx, key, tok); err != nil {
+		return err
+	}
+	// After the lock is released: a sweep reads the whole folder.
+	s.maybeSweep(time.Now())
+	return nil
+}
+
+// saveLocked compares and writes under key's save lock.
+func (s *FileStore) saveLocked(ctx context.Context, key string, tok Token) error {
 	release, err := s.lockSave(ctx, key)
 	if err != nil {
 		return err
@@ -199,11 +241,7 @@ func (s *FileStore) Save(ctx context.Context, key string, tok Token) error {
 		// Without the current record the newest-wins promise cannot be kept.
 		return fmt.Errorf("wxtoken: file store: save %s: %w", key, err)
 	}
-	if err := s.writeAtomic(key, path, tok); err != nil {
-		return err
-	}
-	removeStaleTemps(s.dir, key, time.Now())
-	return nil
+	return s.writeAtomic(key, path, tok)
 }
 
 // lockSave takes the in-process and then the cross-process save lock of key.
@@ -259,9 +297,6 @@ func (s *FileStore) writeAtomic(key, path string, tok Token) (err error) {
 	if err = writeSyncClose(f, data); err != nil {
 		return fmt.Errorf("wxtoken: file store: save %s: %w", key, err)
 	}
-	if err = os.Chmod(tmp, 0o600); err != nil {
-		return fmt.Errorf("wxtoken: file store: save %s: %w", key, err)
-	}
 	if s.beforeRename != nil {
 		if err = s.beforeRename(tmp); err != nil {
 			return err
@@ -270,30 +305,23 @@ func (s *FileStore) writeAtomic(key, path string, tok Token) (err error) {
 	if err = os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("wxtoken: file store: save %s: %w", key, err)
 	}
-	syncDir(s.dir)
+	s.syncer.sync()
 	return nil
 }
 
+// writeSyncClose writes data to the new file f, with mode 0600 whatever the
+// umask took away, and makes it durable before closing it.
 func writeSyncClose(f *os.File, data []byte) error {
 	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Chmod(0o600); err != nil {
 		return err
 	}
 	if err := f.Sync(); err != nil {
 		return err
 	}
 	return f.Close()
-}
-
-// syncDir makes a rename durable. It is best effort: some systems (Windows,
-// some network file systems) cannot sync a directory, and the rename has
-// already succeeded.
-func syncDir(dir string) {
-	d, err := os.Open(dir)
-	if err != nil {
-		return
-	}
-	_ = d.Sync()
-	_ = d.Close()
 }
 
 // Lock takes the exclusive lock of key shared by every process using the
@@ -385,19 +413,33 @@ func keyByte(c byte) bool {
 // ErrCorrupt (anything but a regular file is corrupt) or a wrapped I/O error.
 func readTokenFile(path string) (Token, error) {
 	f, err := openRegular(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return Token{}, fmt.Errorf("%w: %s", ErrNotFound, path)
-	case errors.Is(err, errNotRegular):
-		return Token{}, fmt.Errorf("%w: %s: %w", ErrCorrupt, path, err)
-	case err != nil:
-		return Token{}, fmt.Errorf("wxtoken: file store: %w", err)
+	if err != nil {
+		return Token{}, openTokenError(path, err)
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxTokenFileSize+1))
 	if err != nil {
 		return Token{}, fmt.Errorf("wxtoken: file store: read %s: %w", path, err)
 	}
+	return decodeTokenAt(path, data)
+}
+
+// openTokenError classifies a failure to open the record at path: ErrNotFound
+// when it is absent, ErrCorrupt when it is not a regular file.
+func openTokenError(path string, err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%w: %s", ErrNotFound, path)
+	case errors.Is(err, errNotRegular):
+		return fmt.Errorf("%w: %s: %w", ErrCorrupt, path, err)
+	default:
+		return fmt.Errorf("wxtoken: file store: %w", err)
+	}
+}
+
+// decodeTokenAt decodes the content of the record at path, which it names in
+// the ErrCorrupt it returns for a bad one.
+func decodeTokenAt(path string, data []byte) (Token, error) {
 	tok, err := decodeTokenFile(data)
 	if err != nil {
 		return Token{}, fmt.Errorf("%w: %s: %w", ErrCorrupt, path, err)

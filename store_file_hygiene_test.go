@@ -223,8 +223,9 @@ func fsPlant(t *testing.T, dir, name string, age time.Duration) {
 }
 
 // Temporary files left by interrupted saves hold full tokens: old ones are
-// removed when a FileStore opens the folder and when a key is saved; recent
-// ones may belong to a save under way in another process and stay.
+// removed when a FileStore opens the folder and by a successful Save at most
+// once a minute; recent ones may belong to a save under way in another process
+// and stay.
 func TestFileStoreRemovesStaleTempFiles(t *testing.T) {
 	dir := t.TempDir()
 	stale := 2 * time.Minute
@@ -244,17 +245,26 @@ func TestFileStoreRemovesStaleTempFiles(t *testing.T) {
 	kept := []string{".k.456.tmp", ".k.x1.tmp", ".k..tmp", "..k.1.tmp", "notes.tmp", "k.json.1.tmp", ".k.789.tmp", ".k.790.tmp"}
 	assert.ElementsMatch(t, kept, fsTempNames(t, dir), "NewFileStore removed the stale ones")
 
-	// A successful Save removes the stale temporary files of its own key.
+	// Within a minute of the last sweep, a Save does not read the folder again.
 	fsPlant(t, dir, ".k.321.tmp", stale)
 	fsPlant(t, dir, ".j.654.tmp", stale)
 	ctx := context.Background()
 	require.NoError(t, s.Save(ctx, "k", fsTestToken("tok", time.Now())))
-	assert.ElementsMatch(t, append(kept, ".j.654.tmp"), fsTempNames(t, dir), "Save removed .k.321.tmp only")
+	assert.ElementsMatch(t, append(kept, ".k.321.tmp", ".j.654.tmp"), fsTempNames(t, dir), "no sweep yet")
 
-	// A refused one does not.
-	fsPlant(t, dir, ".k.322.tmp", stale)
+	// A refused one never sweeps.
+	s.nextSweep.Store(0)
 	require.ErrorIs(t, s.Save(ctx, "k", fsTestToken("old", time.Now().Add(-time.Hour))), ErrNewerToken)
-	assert.Contains(t, fsTempNames(t, dir), ".k.322.tmp")
+	assert.ElementsMatch(t, append(kept, ".k.321.tmp", ".j.654.tmp"), fsTempNames(t, dir), "a refused Save does not sweep")
+
+	// Once the minute is over, the next successful Save of any key sweeps
+	// every key's stale temporary files, and books the next sweep.
+	require.NoError(t, s.Save(ctx, "j", fsTestToken("tok", time.Now())))
+	assert.ElementsMatch(t, kept, fsTempNames(t, dir), "the Save swept the folder")
+	assert.Greater(t, s.nextSweep.Load(), time.Now().Add(staleTempAge/2).UnixNano(), "next sweep booked")
+	fsPlant(t, dir, ".k.322.tmp", stale)
+	require.NoError(t, s.Save(ctx, "k", fsTestToken("tok2", time.Now())))
+	assert.Contains(t, fsTempNames(t, dir), ".k.322.tmp", "one sweep a minute")
 }
 
 // fsTempNames lists the names in dir ending in .tmp.

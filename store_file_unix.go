@@ -17,23 +17,9 @@ import (
 // slip anything else in. Anything but a regular file yields an error matching
 // errNotRegular.
 func openRegular(path string) (*os.File, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	fd, err := openRegularAt(unix.AT_FDCWD, path, path)
 	if err != nil {
-		// A symbolic link fails with ELOOP (EMLINK on some BSDs), a socket with
-		// ENXIO: say what is there rather than how open failed.
-		if fi, lerr := os.Lstat(path); lerr == nil && !fi.Mode().IsRegular() {
-			return nil, notRegular(fi.Mode())
-		}
-		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		_ = unix.Close(fd)
-		return nil, &fs.PathError{Op: "stat", Path: path, Err: err}
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		_ = unix.Close(fd)
-		return nil, notRegular(unixFileType(uint32(st.Mode)))
+		return nil, err
 	}
 	// Reads of a regular file do not block anyway; clearing the flag keeps the
 	// os package from treating the descriptor as pollable.
@@ -42,6 +28,32 @@ func openRegular(path string) (*os.File, error) {
 		return nil, &fs.PathError{Op: "fcntl", Path: path, Err: err}
 	}
 	return os.NewFile(uintptr(fd), path), nil
+}
+
+// openRegularAt is openRegular for name in the folder open as dirfd (or the
+// working directory, for AT_FDCWD), returning the descriptor. path names the
+// file in errors.
+func openRegularAt(dirfd int, name, path string) (int, error) {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		// A symbolic link fails with ELOOP (EMLINK on some BSDs), a socket with
+		// ENXIO: say what is there rather than how open failed.
+		var st unix.Stat_t
+		if lerr := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); lerr == nil && st.Mode&unix.S_IFMT != unix.S_IFREG {
+			return -1, notRegular(unixFileType(uint32(st.Mode)))
+		}
+		return -1, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		_ = unix.Close(fd)
+		return -1, &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		_ = unix.Close(fd)
+		return -1, notRegular(unixFileType(uint32(st.Mode)))
+	}
+	return fd, nil
 }
 
 // unixFileType converts the type bits of a stat mode to an fs.FileMode type.
