@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -84,4 +85,26 @@ func mustReadFile(t *testing.T, path string) []byte {
 	raw, err := os.ReadFile(path)
 	require.NoError(t, err)
 	return raw
+}
+
+// Reading a record leaves its access time alone: with relatime, the first read
+// after a save would otherwise write the inode, which waits for the journal
+// that concurrent saves are committing.
+func TestFileStoreReadsLeaveAccessTime(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("O_NOATIME is Linux's")
+	}
+	s := newTestFileStore(t)
+	ctx := context.Background()
+	require.NoError(t, s.Save(ctx, "k", fsTestToken("tok", time.Now())))
+	path := filepath.Join(s.Dir(), "k.json")
+	old := time.Now().Add(-48 * time.Hour)
+	require.NoError(t, os.Chtimes(path, old, time.Now())) // an access before the last change: relatime would update it
+	_, err := s.Load(ctx, "k")
+	require.NoError(t, err)
+	_, err = s.LoadMany(ctx, []string{"k"})
+	require.NoError(t, err)
+	var st unix.Stat_t
+	require.NoError(t, unix.Stat(path, &st))
+	assert.Equal(t, old.Unix(), st.Atim.Sec, "access time after Load and LoadMany")
 }

@@ -3,6 +3,7 @@
 package wxtoken
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -34,7 +35,11 @@ func openRegular(path string) (*os.File, error) {
 // working directory, for AT_FDCWD), returning the descriptor. path names the
 // file in errors.
 func openRegularAt(dirfd int, name, path string) (int, error) {
-	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	const flags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
+	fd, err := unix.Openat(dirfd, name, flags|openNoATime, 0)
+	if errors.Is(err, unix.EPERM) && openNoATime != 0 { // a file of another user
+		fd, err = unix.Openat(dirfd, name, flags, 0)
+	}
 	if err != nil {
 		// A symbolic link fails with ELOOP (EMLINK on some BSDs), a socket with
 		// ENXIO: say what is there rather than how open failed.
