@@ -53,6 +53,9 @@ const (
 // Saves of different keys run in parallel. Each fsyncs its record, and
 // concurrent saves share the fsyncs of the folder that make their renames
 // durable (a group commit): a Save that returned nil survives a crash.
+// LoadMany reads a batch of keys in one pass (FileStore is a BatchLoader).
+// The folder stays flat: on ext4 a Load, Lock or Save costs about the same in
+// a folder of 100,000 records as in one of 1,000.
 //
 // On Linux the folder holds one lock file, .lock, whatever the number of keys:
 // each key locks its own byte of it, one for Lock and another for Save, with
