@@ -140,9 +140,18 @@ func TestRegistryRenewsManyKeysOnFileStore(t *testing.T) {
 	n := fsScaleKeys() / 4 // 25,000, 5,000, or 2,500 under -short
 	s := newTestFileStore(t)
 	var fetches atomic.Int64
+	var mu sync.Mutex
+	failedSaves := map[string]Event{} // the engine's saves that did not succeed, by key
+	obs := ObserverFunc(func(e Event) {
+		if e.Kind == EventStoreSave && e.Outcome != OutcomeOK {
+			mu.Lock()
+			failedSaves[e.Key] = e
+			mu.Unlock()
+		}
+	})
 	r, err := NewRegistry(func(ctx context.Context, key string) (Source, error) {
 		return &keyedSource{key: key, fetches: &fetches, life: 7200}, nil
-	}, WithStore(s), WithLogger(quietLogger()), WithRejectGuard(0),
+	}, WithStore(s), WithLogger(quietLogger()), WithRejectGuard(0), WithObserver(obs),
 		// 64 saves at once on a disk other test runs share take up to 2 s
 		// each here; a Save the Client gives up on keeps running, so the
 		// default 1 s would pile saves up instead of measuring them.
@@ -182,15 +191,28 @@ func TestRegistryRenewsManyKeysOnFileStore(t *testing.T) {
 	}
 	got, err := s.LoadMany(ctx, keys)
 	require.NoError(t, err)
-	stale := 0
+	// A save the engine gave up on (it serves the token from memory) may leave
+	// the previous record; one it saw succeed must be the renewed token.
+	stale, unexplained := 0, 0
 	for i, res := range got {
-		if res.Err != nil || res.Token.AccessToken != current[i] {
-			if stale++; stale <= 3 {
-				t.Errorf("key %s: stored %+v, %v; renewed %q", keys[i], res.Token, res.Err, current[i])
+		if res.Err == nil && res.Token.AccessToken == current[i] {
+			continue
+		}
+		stale++
+		if e, ok := failedSaves[keys[i]]; ok {
+			if stale <= 3 {
+				t.Logf("key %s: the engine's save ended %v after %v: %v", keys[i], e.Outcome, e.Duration, e.Err)
 			}
+			continue
+		}
+		if unexplained++; unexplained <= 3 {
+			t.Errorf("key %s: stored %q, %v; renewed %q, and no failed save", keys[i], res.Token.AccessToken, res.Err, current[i])
 		}
 	}
-	assert.Zero(t, stale, "keys whose stored token is not the renewed one")
+	if stale > 0 {
+		t.Logf("%d of %d keys kept their previous record: the engine gave up their saves", stale, n)
+	}
+	assert.Zero(t, unexplained, "records that lost a save the engine saw succeed")
 }
 
 // fsEachKey calls f for 0..n-1 from fsScaleSavers goroutines and returns how
