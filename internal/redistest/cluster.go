@@ -353,10 +353,17 @@ func infoFields(info string) map[string]string {
 }
 
 // await polls cond until it returns nil and returns how long that took; it
-// fails the test after clusterTimeout. Polling is the only way to learn what
-// other processes have agreed on.
+// fails the test after clusterTimeout.
 func (c *Cluster) await(what string, cond func(context.Context) error) time.Duration {
 	c.t.Helper()
+	return await(c.t, "cluster: "+what, cond)
+}
+
+// await polls cond until it returns nil and returns how long that took; it
+// fails t after clusterTimeout. Polling is the only way to learn what other
+// processes have agreed on.
+func await(t testing.TB, what string, cond func(context.Context) error) time.Duration {
+	t.Helper()
 	began := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
 	defer cancel()
@@ -369,7 +376,7 @@ func (c *Cluster) await(what string, cond func(context.Context) error) time.Dura
 		}
 		select {
 		case <-ctx.Done():
-			c.t.Fatalf("redistest: cluster: no %s within %v: %v", what, clusterTimeout, err)
+			t.Fatalf("redistest: no %s within %v: %v", what, clusterTimeout, err)
 		case <-tick.C:
 		}
 	}

@@ -51,6 +51,7 @@ type Process struct {
 	bin   string
 	dir   string
 	port  int
+	conf  string                           // a config file, read first; "" for none
 	extra []string                         // more arguments for redis-server, such as a cluster's
 	logf  func(format string, args ...any) // nil: Stop reports nothing
 
@@ -74,11 +75,17 @@ func Launch(dir string) (*Process, error) { return launch(dir, nil) }
 // launch is Launch with more arguments for redis-server: extra, when not nil,
 // returns them for each attempt, so that they may name ports of their own.
 func launch(dir string, extra func() ([]string, error)) (*Process, error) {
+	return launchConf(dir, "", extra)
+}
+
+// launchConf is launch with a config file, which redis-server reads before
+// the arguments (a sentinel needs one it can rewrite).
+func launchConf(dir, conf string, extra func() ([]string, error)) (*Process, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotInstalled, err)
 	}
-	p := &Process{bin: bin, dir: dir}
+	p := &Process{bin: bin, dir: dir, conf: conf}
 	var lastErr error
 	for range launchAttempts {
 		port, err := freePort()
@@ -282,7 +289,11 @@ func (s *Server) NewClient(t testing.TB) *redis.Client {
 
 // start runs redis-server on p.port and waits until it answers PING.
 func (p *Process) start() error {
-	cmd := exec.Command(p.bin,
+	var args []string
+	if p.conf != "" {
+		args = append(args, p.conf) // redis-server takes a config file only as its first argument
+	}
+	args = append(args,
 		"--port", strconv.Itoa(p.port),
 		"--bind", "127.0.0.1",
 		"--protected-mode", "yes",
@@ -291,7 +302,7 @@ func (p *Process) start() error {
 		"--dir", p.dir,
 		"--loglevel", "warning",
 	)
-	cmd.Args = append(cmd.Args, p.extra...)
+	cmd := exec.Command(p.bin, append(args, p.extra...)...)
 	out := &logbuf.Buffer{}
 	cmd.Stdout = out
 	cmd.Stderr = out
