@@ -53,7 +53,7 @@ func documentedClient(cluster *redistest.Cluster) func(testing.TB) *redis.Cluste
 // if a Get failed or answered another token, or a renewal failed.
 func killMaster(t *testing.T, newClient clientMaker) failover {
 	cluster := redistest.StartCluster(t)
-	f := newFleet(t, cluster, clusterKeyCount(), newClient(cluster))
+	f := newFleet(t, clusterKeyCount(), newClient(cluster))
 	toks := f.getAll(t)
 	f.requireFetchesPerKey(t, 1)
 	cluster.WaitReplicated() // the replica has every token: the kill loses none

@@ -47,22 +47,23 @@ func clusterKeyCount() int {
 func clusterAppID(i int) string  { return "wx" + strconv.Itoa(10_000_000+i) }
 func clusterSecret(i int) string { return "secret-of-account-" + strconv.Itoa(i) + "-keep-out" }
 
-// fleet is clusterReplicas Registries on one Redis Cluster.
+// fleet is clusterReplicas Registries on one Redis: a Cluster, or a master
+// managed by Sentinel.
 type fleet struct {
 	srv     *wxtest.Server
 	keys    []string
 	secrets []string
 	regs    []*wxtoken.Registry
 	stores  []*redisstore.Store
-	rdbs    []*redis.ClusterClient
 	fetches map[string]*atomic.Int64 // per key, over the whole fleet; read-only map
 	// storeFailures counts Store calls that failed, over the whole fleet.
 	storeFailures atomic.Int64
 }
 
-// newFleet builds the fleet on cluster, each replica's client made by
-// newClient, and closes it when t ends.
-func newFleet(t *testing.T, cluster *redistest.Cluster, keys int, newClient func(testing.TB) *redis.ClusterClient) *fleet {
+// newFleet builds the fleet, each replica's client made by newClient and its
+// Store by redisstore.New with the fleet's prefix and storeOpts, and closes
+// it when t ends.
+func newFleet[C redis.UniversalClient](t *testing.T, keys int, newClient func(testing.TB) C, storeOpts ...redisstore.Option) *fleet {
 	t.Helper()
 	var appOpts []wxtest.Option
 	f := &fleet{fetches: map[string]*atomic.Int64{}}
@@ -85,7 +86,7 @@ func newFleet(t *testing.T, cluster *redistest.Cluster, keys int, newClient func
 	}
 	for range clusterReplicas {
 		rdb := newClient(t)
-		st := redisstore.New(rdb, redisstore.WithPrefix(clusterPrefix))
+		st := redisstore.New(rdb, append([]redisstore.Option{redisstore.WithPrefix(clusterPrefix)}, storeOpts...)...)
 		reg, err := wxtoken.NewRegistry(lookup,
 			wxtoken.WithStore(st),
 			wxtoken.WithBaseURL(f.srv.URL()),
@@ -100,7 +101,6 @@ func newFleet(t *testing.T, cluster *redistest.Cluster, keys int, newClient func
 		t.Cleanup(func() { _ = reg.Close() })
 		f.regs = append(f.regs, reg)
 		f.stores = append(f.stores, st)
-		f.rdbs = append(f.rdbs, rdb)
 	}
 	return f
 }

@@ -25,7 +25,7 @@ import (
 // replica's fetch invalidated another's.
 func TestClusterReplicasFetchEachKeyOnce(t *testing.T) {
 	cluster := redistest.StartCluster(t)
-	f := newFleet(t, cluster, clusterKeyCount(), cluster.NewClient)
+	f := newFleet(t, clusterKeyCount(), cluster.NewClient)
 	before := commandsProcessed(t, cluster)
 
 	began := time.Now()
@@ -51,7 +51,7 @@ func TestClusterReplicasFetchEachKeyOnce(t *testing.T) {
 // accounts spread over all three masters.
 func TestClusterKeysOfAnAccountShareASlotAndAccountsSpread(t *testing.T) {
 	cluster := redistest.StartCluster(t)
-	f := newFleet(t, cluster, clusterKeyCount(), cluster.NewClient)
+	f := newFleet(t, clusterKeyCount(), cluster.NewClient)
 	rdb := cluster.NewClient(t)
 	shards := cluster.Masters()
 	require.Len(t, shards, 3)
