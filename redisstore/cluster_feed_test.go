@@ -9,6 +9,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -183,6 +184,8 @@ func TestClusterFeedCarriesRenewalAcrossMasterFailover(t *testing.T) {
 		}
 	}
 	require.Len(t, renewing, 3)
+	// A listener on a master that stays: PUBLISH reaches every node.
+	bystander := listen(t, shards[(slices.IndexFunc(shards, func(sh redistest.Shard) bool { return sh.Master == victim.Master })+1)%len(shards)].Master, channel)
 	for _, i := range renewing {
 		toks[i] = renewOnA(t, f, f.keys[i], toks[i])
 	}
@@ -213,12 +216,28 @@ func TestClusterFeedCarriesRenewalAcrossMasterFailover(t *testing.T) {
 	for _, n := range subs {
 		total += n
 	}
-	assert.Equal(t, int64(len(f.stores)), total, "one subscription per Store")
+	assert.Equal(t, int64(len(f.stores))+1, total, "one subscription per Store, and the bystander's")
 
 	for _, i := range renewing {
 		toks[i] = renewOnA(t, f, f.keys[i], toks[i])
 	}
 	assert.Equal(t, int64(len(f.keys)+2*len(renewing)), f.totalFetches(), "A's renewals, no fetch by B to D")
+
+	// The feed names keys: no token, no secret.
+	var announced []string
+	for range 2 * len(renewing) {
+		msg, err := bystander.ReceiveMessage(t.Context())
+		require.NoError(t, err)
+		announced = append(announced, msg.Payload)
+	}
+	var want []string
+	for range 2 {
+		for _, i := range renewing {
+			want = append(want, f.keys[i])
+		}
+	}
+	assert.ElementsMatch(t, want, announced, "one message per Save, the key")
+	f.requireNoSecretIn(t, strings.Join(announced, "\n"), toks)
 
 	got, err := f.stores[1].LoadMany(t.Context(), f.keys)
 	require.NoError(t, err)
@@ -226,6 +245,17 @@ func TestClusterFeedCarriesRenewalAcrossMasterFailover(t *testing.T) {
 		require.NoError(t, res.Err, "key %s", f.keys[i])
 		require.Equal(t, fingerprint(toks[i]), fingerprint(res.Token.AccessToken), "key %s", f.keys[i])
 	}
+}
+
+// listen subscribes a client of the node at addr to channel, closed when t
+// ends.
+func listen(t *testing.T, addr, channel string) *redis.PubSub {
+	t.Helper()
+	ps := nodeClient(t, addr).Subscribe(t.Context(), channel)
+	t.Cleanup(func() { _ = ps.Close() })
+	_, err := ps.ReceiveTimeout(t.Context(), time.Second) // the confirmation
+	require.NoError(t, err)
+	return ps
 }
 
 // subscribers returns, for each live node of addrs with any, how many
