@@ -8,6 +8,7 @@ package redisstore_test
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -94,6 +95,12 @@ func TestSentinelMasterKilledCostsNoGetAndNoDuplicateFetch(t *testing.T) {
 		require.NotEqual(t, fingerprint(toks[i]), fingerprint(fresh[i]), "key %s kept its rejected token", f.keys[i])
 	}
 	assert.Zero(t, f.srv.Rejections()[40001])
+
+	// The promoted master's keys name the accounts, never a secret or token.
+	keys, err := sentinel.NewClient(t).Keys(t.Context(), "*").Result()
+	require.NoError(t, err)
+	assert.Len(t, keys, len(f.keys), "a token per account; the probes unlocked")
+	f.requireNoSecretIn(t, strings.Join(keys, "\n"), fresh)
 }
 
 // With the change feed on, a renewal saved by replica A reaches B to D
