@@ -3,9 +3,12 @@ package wxtoken
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -77,8 +80,8 @@ func RemoteTicket() RemoteOption { return func(s *remoteSource) { s.ticket = tru
 // client, which follows no redirect, reads at most 64 KiB and bounds itself
 // by ctx. Errors never hold the client key or a token: a *RemoteError for
 // the server's refusals, ErrMalformedResponse for an answer that does not
-// decode. Its store key is "remote.<name>"; give the Client a shorter
-// renewal margin than the server's (RemoteRefreshBefore, as NewRemote does).
+// decode. Its store key is RemoteKey's; give the Client a shorter renewal
+// margin than the server's (RemoteRefreshBefore, as NewRemote does).
 func RemoteSource(serverURL, name, clientKey string, opts ...RemoteOption) (Source, error) {
 	base, err := checkServerURL(serverURL)
 	if err != nil {
@@ -90,7 +93,8 @@ func RemoteSource(serverURL, name, clientKey string, opts ...RemoteOption) (Sour
 	if clientKey == "" || strings.ContainsFunc(clientKey, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
 		return nil, errors.New("wxtoken: RemoteSource: the client key is empty or holds spaces, control or non-ASCII characters")
 	}
-	s := &remoteSource{base: base, name: name, key: func() string { return clientKey }}
+	s := &remoteSource{base: base, name: name, key: func() string { return clientKey },
+		storeKey: remoteStoreKey(base, name, clientKey)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -100,26 +104,63 @@ func RemoteSource(serverURL, name, clientKey string, opts ...RemoteOption) (Sour
 // NewRemote returns a Client of the credential name served by the `wxtoken
 // serve` server at serverURL (see RemoteSource), with RemoteRefreshBefore as
 // its renewal margin unless opts say otherwise. Its Store is the default
-// FileStore unless WithStore says otherwise, under the key "remote.<name>".
+// FileStore unless WithStore says otherwise, under RemoteKey's key.
 func NewRemote(serverURL, name, clientKey string, opts ...Option) (*Client, error) {
-	src, err := RemoteSource(serverURL, name, clientKey)
+	return newRemote(serverURL, name, clientKey, nil, opts)
+}
+
+// NewRemoteTicket is NewRemote for a JS-SDK or card ticket the server hands
+// out (RemoteSource with RemoteTicket): a Transport never sends it as an
+// access_token. JSSDKConfig does not sign with it, since the ticket's appid
+// is the server's to know: ask the server's /v1/jssdk, or sign with
+// NewJSSDKConfig(appID, ticket, pageURL).
+func NewRemoteTicket(serverURL, name, clientKey string, opts ...Option) (*Client, error) {
+	return newRemote(serverURL, name, clientKey, []RemoteOption{RemoteTicket()}, opts)
+}
+
+func newRemote(serverURL, name, clientKey string, ropts []RemoteOption, opts []Option) (*Client, error) {
+	src, err := RemoteSource(serverURL, name, clientKey, ropts...)
 	if err != nil {
 		return nil, err
 	}
 	all := append([]Option{WithRefreshBefore(RemoteRefreshBefore)}, opts...)
-	return NewClient(remoteKeyPrefix+name, src, all...)
+	return NewClient(src.(*remoteSource).storeKey, src, all...)
+}
+
+// RemoteKey returns the store key of the credential name of the server at
+// serverURL asked with clientKey: "remote.<the first 16 hex digits of the
+// SHA-256 of the server's URL and the client key>.<name>". Two servers (a
+// staging and a production one) or two clients of different rights never
+// share a stored token, even in one Store, and the key reveals neither the
+// URL nor the client key. It refuses what RemoteSource refuses.
+func RemoteKey(serverURL, name, clientKey string) (string, error) {
+	src, err := RemoteSource(serverURL, name, clientKey)
+	if err != nil {
+		return "", err
+	}
+	return src.(*remoteSource).storeKey, nil
+}
+
+// remoteStoreKey is RemoteKey's key for a checked origin.
+func remoteStoreKey(base, name, clientKey string) string {
+	h := sha256.New()
+	h.Write([]byte(base))
+	h.Write([]byte{0}) // neither part can hold a NUL: the pair is unambiguous
+	h.Write([]byte(clientKey))
+	return remoteKeyPrefix + hex.EncodeToString(h.Sum(nil)[:8]) + "." + name
 }
 
 // remoteSource fetches a credential from a `wxtoken serve` server.
 type remoteSource struct {
-	base   string // scheme://host[:port], no trailing slash
-	name   string
-	key    func() string // behind a func: printers walking by reflection do not reach it
-	ticket bool
+	base     string // scheme://host[:port][/path], no trailing slash
+	name     string
+	key      func() string // behind a func: printers walking by reflection do not reach it
+	storeKey string        // RemoteKey's
+	ticket   bool
 }
 
-// StoreKey is "remote.<name>".
-func (s *remoteSource) StoreKey() string { return remoteKeyPrefix + s.name }
+// StoreKey is RemoteKey's: it tells servers and clients apart.
+func (s *remoteSource) StoreKey() string { return s.storeKey }
 
 // ClientOptions gives a Registry key the remote renewal margin.
 func (s *remoteSource) ClientOptions() []Option {
@@ -253,8 +294,9 @@ func remoteError(status int, body []byte, r redactor) error {
 	return &RemoteError{StatusCode: status, Code: code, Msg: msg}
 }
 
-// checkServerURL returns the origin of a token server's URL, refusing one
-// that would send the key in clear across a network.
+// checkServerURL returns the origin and path of a token server's URL, the
+// host in lower case, refusing one that would send the key in clear across a
+// network.
 func checkServerURL(raw string) (string, error) {
 	u, err := url.Parse(raw)
 	switch {
@@ -262,10 +304,23 @@ func checkServerURL(raw string) (string, error) {
 		return "", errors.New("wxtoken: RemoteSource: the server URL is not https://host[:port]")
 	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
 		return "", errors.New("wxtoken: RemoteSource: the server URL must not carry credentials, a query or a fragment")
-	case u.Scheme == "http" && !offNetwork(u.Hostname()):
-		return "", errors.New("wxtoken: RemoteSource: plain http is allowed only on loopback: the client key and the tokens would cross the network in clear")
+	case u.Scheme == "http" && !loopbackLiteral(u.Hostname()):
+		return "", errors.New("wxtoken: RemoteSource: plain http is allowed only on loopback (localhost, 127.0.0.1, [::1]): " +
+			"the client key and the tokens would cross the network in clear")
 	}
-	return u.Scheme + "://" + u.Host + strings.TrimRight(u.EscapedPath(), "/"), nil
+	return u.Scheme + "://" + strings.ToLower(u.Host) + strings.TrimRight(u.EscapedPath(), "/"), nil
+}
+
+// loopbackLiteral reports whether host is a loopback IP address or exactly
+// localhost. A name such as tokens.localhost or tokens.invalid is not: Go's
+// resolver asks DNS for it (/etc/hosts first), whose answer may be any host
+// of the network, which plain http would hand the client key to.
+func loopbackLiteral(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // checkRemoteName refuses a credential name the server could not have:

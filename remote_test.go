@@ -97,7 +97,10 @@ func TestRemoteGetAsksTheServerOnceWhileFresh(t *testing.T) {
 	assert.EqualValues(t, 7200, tok.ExpiresIn, "the seconds left and the age the server says")
 	assert.WithinDuration(t, time.Now().Add(-200*time.Second), tok.CreateTime, 2*time.Second, "dated by its age")
 	assert.WithinDuration(t, time.Now().Add(7000*time.Second), tok.ExpiresAt(), 2*time.Second)
-	assert.Equal(t, "remote.shop", c.Key())
+	key, err := RemoteKey(f.URL, "shop", remoteKey)
+	require.NoError(t, err)
+	assert.Equal(t, key, c.Key())
+	assert.Regexp(t, `^remote\.[0-9a-f]{16}\.shop$`, c.Key())
 	assert.Equal(t, []string{"Bearer " + remoteKey}, f.auth)
 }
 
@@ -193,7 +196,7 @@ func TestRemoteTicketReadsTheTicketField(t *testing.T) {
 	f.set(200, `{"ticket":"the-ticket","expires_in":7000,"expires_at":"2030-01-01T00:00:00Z"}`)
 	src, err := RemoteSource(f.URL, "shop", remoteKey, RemoteTicket())
 	require.NoError(t, err)
-	c, err := NewClient("remote.shop", src, WithStore(NewMemoryStore()))
+	c, err := NewClient("remote.ticket", src, WithStore(NewMemoryStore()))
 	require.NoError(t, err)
 	defer c.Close()
 	tok, err := c.Get(context.Background())
@@ -223,6 +226,10 @@ func TestRemoteSourceRefusesBadArguments(t *testing.T) {
 	t.Parallel()
 	for name, args := range map[string][3]string{
 		"cleartext off loopback": {"http://tokens.example.com", "shop", remoteKey},
+		// Names DNS answers, whatever their suffix promises.
+		"cleartext to a .localhost name": {"http://tokens.localhost:8080", "shop", remoteKey},
+		"cleartext to a .invalid name":   {"http://tokens.invalid:8080", "shop", remoteKey},
+		"cleartext to localhost.":        {"http://localhost.:8080", "shop", remoteKey},
 		"not a URL":              {"tokens", "shop", remoteKey},
 		"credentials in the URL": {"https://u:p@tokens.example.com", "shop", remoteKey},
 		"bad name":               {"https://tokens.example.com", "../shop", remoteKey},
@@ -233,7 +240,8 @@ func TestRemoteSourceRefusesBadArguments(t *testing.T) {
 		require.Error(t, err, name)
 		assert.NotContains(t, err.Error(), remoteKey)
 	}
-	for _, ok := range []string{"https://tokens.example.com", "https://gw.example.com/wxtoken/", "http://127.0.0.1:8080", "http://localhost:1"} {
+	for _, ok := range []string{"https://tokens.example.com", "https://gw.example.com/wxtoken/", "http://127.0.0.1:8080", "http://localhost:1",
+		"http://LocalHost:1", "http://[::1]:8080", "http://127.1.2.3:80"} {
 		_, err := RemoteSource(ok, "shop", remoteKey)
 		require.NoError(t, err, ok)
 	}
@@ -304,7 +312,65 @@ func TestRemoteSourceInARegistry(t *testing.T) {
 	c, err := reg.Client(context.Background(), "shop")
 	require.NoError(t, err)
 	c.waitIdle() // the save follows the answer
-	saved, err := store.Load(context.Background(), "remote.shop")
+	key, err := RemoteKey(f.URL, "shop", remoteKey)
+	require.NoError(t, err)
+	saved, err := store.Load(context.Background(), key)
 	require.NoError(t, err, "kept under the remote key")
 	assert.Equal(t, tok, saved.AccessToken)
+}
+
+// Two services of one OS user (or one Redis) asking two servers for a
+// credential of the same name: each gets its own server's token, from its
+// own server.
+func TestRemoteKeysTellServersAndClientsApart(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // the default FileStore of both
+	staging, prod := newFakeTokenServer(t), newFakeTokenServer(t)
+	staging.token, prod.token = "staging-account-token", "production-account-token"
+	get := func(url, key string, opts ...Option) string {
+		c, err := NewRemote(url, "shop", key, opts...)
+		require.NoError(t, err)
+		defer c.Close()
+		tok, err := c.Get(context.Background())
+		require.NoError(t, err)
+		return tok
+	}
+	assert.Equal(t, "staging-account-token", get(staging.URL, remoteKey))
+	assert.Equal(t, "production-account-token", get(prod.URL, "wxt_another-services-key"))
+	assert.EqualValues(t, 1, prod.gets.Load(), "the production server was asked")
+
+	shared := WithStore(NewMemoryStore())
+	assert.Equal(t, "staging-account-token", get(staging.URL, remoteKey, shared))
+	assert.Equal(t, "production-account-token", get(prod.URL, remoteKey, shared), "same key, another server")
+	assert.Equal(t, "production-account-token", get(prod.URL+"/", "wxt_a-third-key", shared), "another client key")
+	assert.EqualValues(t, 3, prod.gets.Load())
+	assert.Equal(t, "staging-account-token", get(staging.URL+"/", remoteKey, shared), "the same server and key share")
+	assert.EqualValues(t, 2, staging.gets.Load(), "once for the FileStore, once for the shared store")
+
+	for _, url := range []string{staging.URL, prod.URL} {
+		k, err := RemoteKey(url, "shop", remoteKey)
+		require.NoError(t, err)
+		assert.NotContains(t, k, remoteKey[4:12])
+		assert.NotContains(t, k, "127.0.0.1")
+	}
+	a, _ := RemoteKey("https://Tokens.Example.com/wx/", "shop", remoteKey)
+	b, _ := RemoteKey("https://tokens.example.com/wx", "shop", remoteKey)
+	c, _ := RemoteKey("https://tokens.example.com/other", "shop", remoteKey)
+	assert.Equal(t, a, b, "the host is case-insensitive, a trailing slash is no other server")
+	assert.NotEqual(t, b, c, "another path is another server")
+}
+
+func TestNewRemoteTicketIsNotSentAsAnAccessToken(t *testing.T) {
+	t.Parallel()
+	f := newFakeTokenServer(t)
+	f.set(200, `{"ticket":"the-ticket","expires_in":7000,"expires_at":"2030-01-01T00:00:00Z","age":200}`)
+	c, err := NewRemoteTicket(f.URL, "shop", remoteKey, WithStore(NewMemoryStore()))
+	require.NoError(t, err)
+	defer c.Close()
+	tok, err := c.Get(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, "the-ticket", tok)
+	_, err = NewHTTPClient(c, nil).Get(DefaultBaseURL + "/cgi-bin/menu/get")
+	assert.ErrorIs(t, err, ErrNotAccessToken)
+	_, err = c.JSSDKConfig(context.Background(), "https://a.example/")
+	assert.Error(t, err, "the appid is the server's: /v1/jssdk signs")
 }

@@ -46,7 +46,9 @@ func TestRemoteInvalidateOfAnOldTokenCostsNoFetch(t *testing.T) {
 	// The server moved on while this client still held the old token.
 	old := wxtoken.Token{AccessToken: "seeded-token-an-hour-old", ExpiresIn: 7200, CreateTime: time.Now().Add(-time.Hour)}
 	local := wxtoken.NewMemoryStore()
-	require.NoError(t, local.Save(context.Background(), "remote.shop", old))
+	key, err := wxtoken.RemoteKey(f.ts.URL, "shop", shopKey)
+	require.NoError(t, err)
+	require.NoError(t, local.Save(context.Background(), key, old))
 	decodeToken(t, f.do(t, "GET", "/v1/credentials/shop", shopKey, "")) // the server's own token
 	require.Equal(t, 1, f.wx.TokenCalls())
 
