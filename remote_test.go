@@ -230,11 +230,11 @@ func TestRemoteSourceRefusesBadArguments(t *testing.T) {
 		"cleartext to a .localhost name": {"http://tokens.localhost:8080", "shop", remoteKey},
 		"cleartext to a .invalid name":   {"http://tokens.invalid:8080", "shop", remoteKey},
 		"cleartext to localhost.":        {"http://localhost.:8080", "shop", remoteKey},
-		"not a URL":              {"tokens", "shop", remoteKey},
-		"credentials in the URL": {"https://u:p@tokens.example.com", "shop", remoteKey},
-		"bad name":               {"https://tokens.example.com", "../shop", remoteKey},
-		"empty key":              {"https://tokens.example.com", "shop", ""},
-		"key with a newline":     {"https://tokens.example.com", "shop", "wxt_a\nb"},
+		"not a URL":                      {"tokens", "shop", remoteKey},
+		"credentials in the URL":         {"https://u:p@tokens.example.com", "shop", remoteKey},
+		"bad name":                       {"https://tokens.example.com", "../shop", remoteKey},
+		"empty key":                      {"https://tokens.example.com", "shop", ""},
+		"key with a newline":             {"https://tokens.example.com", "shop", "wxt_a\nb"},
 	} {
 		_, err := RemoteSource(args[0], args[1], args[2])
 		require.Error(t, err, name)
