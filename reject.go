@@ -48,13 +48,32 @@ func (c *Client) checkRejectionLocked(bad Token, now time.Time) error {
 		return nil
 	}
 	window := c.rejectWindowLocked(bad)
-	if age := now.Sub(effectiveCreate(bad, now)); age < window {
-		return fmt.Errorf("%w (token %s is %s old; after %d rejected tokens in a row it may be replaced at %s)",
-			ErrRejectedTooSoon, fingerprint(bad.AccessToken), age.Round(time.Millisecond),
-			c.rejectionsOfLocked(bad), window)
+	created := effectiveCreate(bad, now)
+	if age := now.Sub(created); age < window {
+		return &RejectedTooSoonError{ReopensAt: created.Add(window),
+			detail: fmt.Sprintf("token %s is %s old; after %d rejected tokens in a row it may be replaced at %s",
+				fingerprint(bad.AccessToken), age.Round(time.Millisecond), c.rejectionsOfLocked(bad), window)}
 	}
 	return nil
 }
+
+// RejectedTooSoonError is Invalidate's refusal, matching ErrRejectedTooSoon,
+// to replace a token younger than its rejection window: ReopensAt is when
+// the token will be old enough, so that a caller (a server's Retry-After)
+// knows when asking again can help. Its text names the token by a
+// fingerprint only.
+type RejectedTooSoonError struct {
+	ReopensAt time.Time
+	detail    string
+}
+
+// Error is ErrRejectedTooSoon's text, the token's fingerprint, age and window.
+func (e *RejectedTooSoonError) Error() string {
+	return ErrRejectedTooSoon.Error() + " (" + e.detail + ")"
+}
+
+// Unwrap returns ErrRejectedTooSoon.
+func (e *RejectedTooSoonError) Unwrap() error { return ErrRejectedTooSoon }
 
 // rejectionsAfter returns the rejection count of the token fetched for req:
 // zero for a renewal and for a token that was rejected late in its life, one

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -86,7 +87,7 @@ func (c *cli) loadServeConfig(path string) (server.Config, server.Secrets, error
 // runServer serves cfg until a signal, then shuts down gracefully.
 func (c *cli) runServer(cfg server.Config, secrets server.Secrets) error {
 	log := serveLogger(c.stderr, cfg.LogFormat)
-	store, closeStore, err := openServeStore(cfg.Store)
+	store, closeStore, err := openServeStore(cfg.Store, secrets[server.StorePassword])
 	if err != nil {
 		return err
 	}
@@ -147,6 +148,18 @@ func (c *cli) runServer(cfg server.Config, secrets server.Secrets) error {
 	return nil
 }
 
+// withRedisPassword puts password in the Redis URL raw, keeping its user
+// name; Validate has refused a URL that holds a password of its own beside
+// one. A URL that does not parse is left for redisClient to refuse.
+func withRedisPassword(raw, password string) string {
+	u, err := url.Parse(raw)
+	if password == "" || err != nil {
+		return raw
+	}
+	u.User = url.UserPassword(u.User.Username(), password)
+	return u.String()
+}
+
 // serveLogger writes the server's log, access log included, on w.
 func serveLogger(w io.Writer, format string) *slog.Logger {
 	if format == "json" {
@@ -155,12 +168,13 @@ func serveLogger(w io.Writer, format string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, nil))
 }
 
-// openServeStore opens the configured Store. A Redis that does not answer
-// yet is no reason not to start: /readyz reports it, and the Clients wait
-// for it within their store timeout.
-func openServeStore(cfg server.StoreConfig) (wxtoken.Store, func(), error) {
+// openServeStore opens the configured Store, with password (from
+// store.password_env or password_file) as the Redis password when it is not
+// "". A Redis that does not answer yet is no reason not to start: /readyz
+// reports it, and the Clients wait for it within their store timeout.
+func openServeStore(cfg server.StoreConfig, password string) (wxtoken.Store, func(), error) {
 	if cfg.Redis != "" {
-		rdb, _, err := redisClient(cfg.Redis)
+		rdb, _, err := redisClient(withRedisPassword(cfg.Redis, password))
 		if err != nil {
 			return nil, nil, errors.New("store.redis: " + strings.TrimPrefix(err.Error(), "--redis: "))
 		}

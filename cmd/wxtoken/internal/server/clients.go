@@ -53,5 +53,14 @@ func (b *bucket) take(now time.Time) (ok bool, wait time.Duration) {
 		b.tokens--
 		return true, 0
 	}
-	return false, time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
+	// Validate keeps rate within [minRate, maxRate]; the cap keeps the
+	// conversion from overflowing whatever the rate.
+	secs := (1 - b.tokens) / b.rate
+	if !(secs < maxWaitSeconds) { // NaN too
+		secs = maxWaitSeconds
+	}
+	return false, time.Duration(secs * float64(time.Second))
 }
+
+// maxWaitSeconds bounds a wait: what the slowest bucket allowed needs.
+const maxWaitSeconds = 1 / minRate

@@ -6,12 +6,15 @@ package server
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,12 +53,20 @@ type TLSConfig struct {
 	KeyFile  string `yaml:"key_file"`
 }
 
-// StoreConfig is a FileStore folder or a Redis URL, exactly one.
+// StoreConfig is a FileStore folder or a Redis URL, exactly one. The Redis
+// password is given by PasswordEnv or PasswordFile, as a credential's
+// secret is; one inline in the URL is refused unless allow_inline_secrets.
 type StoreConfig struct {
-	Dir         string `yaml:"dir"`
-	Redis       string `yaml:"redis"`
-	RedisPrefix string `yaml:"redis_prefix"`
+	Dir          string `yaml:"dir"`
+	Redis        string `yaml:"redis"`
+	RedisPrefix  string `yaml:"redis_prefix"`
+	PasswordEnv  string `yaml:"password_env"`
+	PasswordFile string `yaml:"password_file"`
 }
+
+// StorePassword is the Secrets entry of the Redis password (store.
+// password_env or password_file): no credential can have this name.
+const StorePassword = "store.password"
 
 // TimeoutsConfig bounds every connection and request; zero fields take the
 // defaults of DefaultTimeouts.
@@ -101,6 +112,9 @@ type CredentialConfig struct {
 	Secret     string `yaml:"secret"`
 	// Token names the credential whose access_token a ticket is fetched with.
 	Token string `yaml:"token"`
+	// AgentID is a wecom_agent_ticket's application id, which /v1/jssdk
+	// answers beside the signature, as wx.agentConfig needs it.
+	AgentID string `yaml:"agent_id"`
 }
 
 // ClientConfig is one client allowed to ask: the hash of its bearer key
@@ -122,6 +136,14 @@ type RateLimitConfig struct {
 // far above what a service needs once it caches (a Go client through
 // RemoteSource asks once per token lifetime), low enough to stop a loop.
 var DefaultRateLimit = RateLimitConfig{PerSecond: 100, Burst: 200}
+
+// The bounds of a rate limit: below minRate a client would be locked out
+// for good (and its wait overflow), above maxRate it is no limit at all.
+const (
+	minRate  = 1e-6
+	maxRate  = 1e6
+	maxBurst = 1_000_000
+)
 
 // maxConfigBytes bounds the configuration file.
 const maxConfigBytes = 1 << 20
@@ -233,8 +255,40 @@ func (cfg *Config) validateStore(bad reporter) {
 		bad("store", "give dir (a folder) or redis (a URL): tokens must persist, and be shared by every serve instance")
 	case s.Dir != "" && s.Redis != "":
 		bad("store", "give dir or redis, not both")
-	case s.Redis == "" && s.RedisPrefix != "":
-		bad("store.redis_prefix", "set without store.redis")
+	case s.Redis == "" && (s.RedisPrefix != "" || s.PasswordEnv != "" || s.PasswordFile != ""):
+		bad("store", "redis_prefix, password_env and password_file need store.redis")
+	case s.Redis != "":
+		cfg.validateRedis(bad)
+	}
+}
+
+// redisSchemes are the schemes of the Redis URLs `wxtoken serve` opens.
+var redisSchemes = []string{"redis", "rediss", "unix", "redis+cluster", "rediss+cluster", "redis+sentinel", "rediss+sentinel"}
+
+// validateRedis checks the shape of store.redis, never quoting it (it may
+// hold a password), and treats a password in it as an inline secret.
+func (cfg *Config) validateRedis(bad reporter) {
+	s := cfg.Store
+	u, err := url.Parse(s.Redis)
+	switch {
+	case err != nil || !slices.Contains(redisSchemes, u.Scheme):
+		bad("store.redis", "not a Redis URL: redis://host:6379/0, rediss://, unix://, redis+cluster:// or redis+sentinel:// "+
+			"(the value is not repeated: it may hold a password)")
+		return
+	case u.Scheme != "unix" && u.Host == "", u.Scheme == "unix" && u.Path == "":
+		bad("store.redis", "names no host (or, for unix://, no socket path)")
+	case strings.HasSuffix(u.Scheme, "+sentinel") && u.Query().Get("master") == "":
+		bad("store.redis", "a redis+sentinel URL needs ?master=NAME")
+	}
+	_, inline := u.User.Password()
+	switch {
+	case s.PasswordEnv != "" && s.PasswordFile != "":
+		bad("store", "give the Redis password one way only: password_env or password_file")
+	case inline && (s.PasswordEnv != "" || s.PasswordFile != ""):
+		bad("store.redis", "holds a password and password_env or password_file gives another")
+	case inline && !cfg.AllowInlineSecrets:
+		bad("store.redis", "holds a password, a secret in the config file, refused unless allow_inline_secrets: true; "+
+			"prefer store.password_env or store.password_file")
 	}
 }
 
@@ -265,6 +319,9 @@ func (t *TimeoutsConfig) fill(bad reporter) {
 		{"request", &t.Request, DefaultTimeouts.Request},
 		{"shutdown", &t.Shutdown, DefaultTimeouts.Shutdown},
 	}
+	if t.Shutdown == 0 && t.Request >= DefaultTimeouts.Shutdown {
+		t.Shutdown = t.Request + 10*time.Second // unset: above the request timeout, whatever it is
+	}
 	for _, f := range fields {
 		switch {
 		case *f.v < 0:
@@ -275,6 +332,9 @@ func (t *TimeoutsConfig) fill(bad reporter) {
 	}
 	if t.Write <= t.Request {
 		bad("timeouts.write", "must exceed timeouts.request, or answers would be cut off")
+	}
+	if t.Shutdown <= t.Request {
+		bad("timeouts.shutdown", "must exceed timeouts.request, or requests in flight at SIGTERM would be cut off")
 	}
 }
 
@@ -314,15 +374,18 @@ func (cfg *Config) validateCredentials(bad reporter) {
 				bad(field+".appid", "missing or not an appid (A-Z a-z 0-9 - _)")
 			}
 			cfg.validateSecret(field, c, bad)
-			cfg.validateUnused(field, c, bad, "corp_id", "token")
+			cfg.validateUnused(field, c, bad, "corp_id", "token", "agent_id")
 		case TypeWeCom:
 			if c.CorpID == "" || checkName(c.CorpID) != "" {
 				bad(field+".corp_id", "missing or not a corpid (A-Z a-z 0-9 - _)")
 			}
 			cfg.validateSecret(field, c, bad)
-			cfg.validateUnused(field, c, bad, "appid", "token", "stable")
+			cfg.validateUnused(field, c, bad, "appid", "token", "stable", "agent_id")
 		case TypeJSAPITicket, TypeWxCardTicket, TypeWeComJSAPITicket, TypeWeComAgentTicket:
 			cfg.validateTicket(field, c, bad)
+			if c.Type == TypeWeComAgentTicket && c.AgentID != "" && checkName(c.AgentID) != "" {
+				bad(field+".agent_id", "not an agentid (A-Z a-z 0-9 - _)")
+			}
 		case "":
 			bad(field+".type", "missing: one of %s", strings.Join(credentialTypes, ", "))
 		default:
@@ -344,7 +407,7 @@ func (cfg *Config) validateDistinct(bad reporter) {
 		case TypeOfficialAccount:
 			id = fmt.Sprintf("oa %s %t", c.AppID, c.Stable)
 		case TypeWeCom:
-			id = "wecom " + c.CorpID + " " + c.SecretEnv + c.SecretFile + c.Secret
+			id = "wecom " + c.CorpID + " " + c.SecretEnv + c.SecretFile + c.Secret // ResolveSecrets compares the secrets
 		case TypeJSAPITicket, TypeWxCardTicket:
 			id = c.Type + " " + cfg.Credentials[c.Token].AppID // one ticket per account, whatever the token mode
 		case TypeWeComJSAPITicket:
@@ -401,6 +464,9 @@ func (cfg *Config) validateTicket(field string, c CredentialConfig, bad reporter
 		bad(field+".token", "must name a %s credential of this file", want)
 	}
 	cfg.validateUnused(field, c, bad, "appid", "corp_id", "secret_env", "secret_file", "secret", "stable")
+	if c.Type != TypeWeComAgentTicket {
+		cfg.validateUnused(field, c, bad, "agent_id")
+	}
 }
 
 // validateUnused reports fields set that the credential's type ignores: a
@@ -409,6 +475,7 @@ func (cfg *Config) validateUnused(field string, c CredentialConfig, bad reporter
 	set := map[string]bool{
 		"appid": c.AppID != "", "corp_id": c.CorpID != "", "token": c.Token != "", "stable": c.Stable,
 		"secret_env": c.SecretEnv != "", "secret_file": c.SecretFile != "", "secret": c.Secret != "",
+		"agent_id": c.AgentID != "",
 	}
 	for _, n := range names {
 		if set[n] {
@@ -421,7 +488,7 @@ func (cfg *Config) validateClients(bad reporter) {
 	if len(cfg.Clients) == 0 {
 		bad("clients", "none configured: nobody could ask for a credential")
 	}
-	seen := map[string]string{}
+	seen := map[[sha256.Size]byte]string{}
 	for _, name := range sortedKeys(cfg.Clients) {
 		field := "clients." + safeName(name)
 		if msg := checkName(name); msg != "" {
@@ -429,12 +496,13 @@ func (cfg *Config) validateClients(bad reporter) {
 			continue
 		}
 		c := cfg.Clients[name]
-		if _, err := ParseKeyHash(c.KeyHash); err != nil {
+		// Compared decoded: hex spells one hash in upper or lower case.
+		if sum, err := ParseKeyHash(c.KeyHash); err != nil {
 			bad(field+".key_hash", "%v", err)
-		} else if other, dup := seen[c.KeyHash]; dup {
+		} else if other, dup := seen[sum]; dup {
 			bad(field+".key_hash", "the same as clients.%s's: give each client a key of its own", other)
 		} else {
-			seen[c.KeyHash] = name
+			seen[sum] = name
 		}
 		if len(c.Credentials) == 0 {
 			bad(field+".credentials", "empty: the client could read nothing")
@@ -448,6 +516,10 @@ func (cfg *Config) validateClients(bad reporter) {
 		switch {
 		case r.PerSecond < 0 || r.Burst < 0:
 			bad(field+".rate_limit", "negative")
+		case math.IsNaN(r.PerSecond) || r.PerSecond != 0 && (r.PerSecond < minRate || r.PerSecond > maxRate):
+			bad(field+".rate_limit.per_second", "must be a number from %g to %g (0: the default)", minRate, maxRate)
+		case r.Burst > maxBurst:
+			bad(field+".rate_limit.burst", "at most %d", maxBurst)
 		default:
 			if r.PerSecond == 0 {
 				r.PerSecond = DefaultRateLimit.PerSecond

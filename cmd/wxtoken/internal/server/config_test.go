@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -258,4 +259,119 @@ func TestTheREADMEConfigurationIsValid(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 	assert.Len(t, cfg.Credentials, 4)
 	assert.Len(t, cfg.Clients, 2)
+}
+
+// minimalConfig is a valid configuration to which a test appends or
+// changes one part.
+const minimalConfig = `
+listen: 127.0.0.1:8080
+store: {dir: /var/lib/wxtoken}
+credentials:
+  a: {type: official_account, appid: wx1, secret_env: X}
+clients:
+  one: {key_hash: "%s", credentials: [a]}
+`
+
+func validateYAML(t *testing.T, yaml string) error {
+	t.Helper()
+	cfg, err := decodeString(t, yaml)
+	require.NoError(t, err)
+	return cfg.Validate()
+}
+
+func TestValidateRefusesRateLimitsThatLockAClientOut(t *testing.T) {
+	t.Parallel()
+	for _, rate := range []string{".nan", ".inf", "-.inf", "1e-12", "1e-7", "1e300"} {
+		yaml := fmt.Sprintf(minimalConfig, HashKey("wxt_a"))
+		yaml = strings.Replace(yaml, "credentials: [a]}", "credentials: [a], rate_limit: {per_second: "+rate+"}}", 1)
+		err := validateYAML(t, yaml)
+		require.Error(t, err, rate)
+		assert.Contains(t, err.Error(), "clients.one.rate_limit", rate)
+	}
+	yaml := strings.Replace(fmt.Sprintf(minimalConfig, HashKey("wxt_a")), "credentials: [a]}",
+		"credentials: [a], rate_limit: {per_second: 1e-6}}", 1)
+	require.NoError(t, validateYAML(t, yaml), "the floor itself is allowed")
+}
+
+func TestValidateComparesKeyHashesDecoded(t *testing.T) {
+	t.Parallel()
+	hash := HashKey("wxt_a")
+	upper := "sha256:" + strings.ToUpper(strings.TrimPrefix(hash, "sha256:"))
+	yaml := fmt.Sprintf(minimalConfig, hash) + `  two: {key_hash: "` + upper + `", credentials: [a]}` + "\n"
+	err := validateYAML(t, yaml)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "clients.two.key_hash: the same as clients.one's")
+}
+
+func TestValidateParsesTheRedisURL(t *testing.T) {
+	t.Parallel()
+	base := fmt.Sprintf(minimalConfig, HashKey("wxt_a"))
+	withStore := func(store string, extra ...string) string {
+		return strings.Replace(base, "store: {dir: /var/lib/wxtoken}", "store: "+store, 1) + strings.Join(extra, "")
+	}
+	for name, tc := range map[string]struct{ yaml, want string }{
+		"not a URL":          {withStore(`{redis: "127.0.0.1:6379"}`), "store.redis: not a Redis URL"},
+		"another scheme":     {withStore(`{redis: "http://127.0.0.1:6379"}`), "store.redis: not a Redis URL"},
+		"no host":            {withStore(`{redis: "redis:///0"}`), "store.redis: names no host"},
+		"sentinel no master": {withStore(`{redis: "redis+sentinel://127.0.0.1:26379"}`), "needs ?master=NAME"},
+		"inline password": {withStore(`{redis: "redis://:hunter2-in-the-file@127.0.0.1:6379/0"}`),
+			"store.redis: holds a password, a secret in the config file, refused unless allow_inline_secrets"},
+		"two passwords": {withStore(`{redis: "redis://:hunter2-in-the-file@127.0.0.1:6379/0", password_env: P}`, "allow_inline_secrets: true\n"),
+			"password_env or password_file gives another"},
+		"env and file":      {withStore(`{redis: "redis://127.0.0.1:6379/0", password_env: P, password_file: /p}`), "one way only"},
+		"password no redis": {withStore(`{dir: /x, password_env: P}`), "need store.redis"},
+	} {
+		err := validateYAML(t, tc.yaml)
+		require.Error(t, err, name)
+		assert.Contains(t, err.Error(), tc.want, name)
+		assert.NotContains(t, err.Error(), "hunter2", name)
+	}
+	for _, ok := range []string{
+		withStore(`{redis: "redis://127.0.0.1:6379/0", password_env: REDIS_PASSWORD}`),
+		withStore(`{redis: "rediss://user@redis.internal:6380/1"}`),
+		withStore(`{redis: "unix:///run/redis.sock"}`),
+		withStore(`{redis: "redis+sentinel://10.0.0.1:26379/0?master=main&addr=10.0.0.2:26379"}`),
+		withStore(`{redis: "redis://:inline@127.0.0.1:6379/0"}`, "allow_inline_secrets: true\n"),
+	} {
+		require.NoError(t, validateYAML(t, ok), ok)
+	}
+}
+
+func TestValidateWantsShutdownAboveRequest(t *testing.T) {
+	t.Parallel()
+	err := validateYAML(t, fmt.Sprintf(minimalConfig, HashKey("wxt_a"))+"timeouts: {request: 20s, write: 30s, shutdown: 10s}\n")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "timeouts.shutdown: must exceed timeouts.request")
+}
+
+func TestResolveSecretsRefusesOneWeComSecretTwice(t *testing.T) {
+	t.Parallel()
+	cfg := Config{Credentials: map[string]CredentialConfig{
+		"app-a": {Type: TypeWeCom, CorpID: "ww1", SecretEnv: "A"},
+		"app-b": {Type: TypeWeCom, CorpID: "ww1", SecretEnv: "B"},
+		"other": {Type: TypeWeCom, CorpID: "ww2", SecretEnv: "B"}, // another corp: another token
+	}}
+	env := map[string]string{"A": "one-corp-secret-0123", "B": "one-corp-secret-0123"}
+	_, err := cfg.ResolveSecrets(func(k string) string { return env[k] })
+	require.Error(t, err)
+	assert.ErrorIs(t, err, ErrConfig)
+	assert.Contains(t, err.Error(), "credentials.app-b: the same corp and secret as credentials.app-a")
+	assert.NotContains(t, err.Error(), "other")
+	assert.NotContains(t, err.Error(), "one-corp-secret-0123")
+}
+
+func TestResolveSecretsReadsTheRedisPassword(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "redis.password")
+	require.NoError(t, os.WriteFile(file, []byte("redis-password-0123\n"), 0o600))
+	cfg := Config{Store: StoreConfig{Redis: "redis://127.0.0.1:6379", PasswordFile: file}}
+	secrets, err := cfg.ResolveSecrets(func(string) string { return "" })
+	require.NoError(t, err)
+	assert.Equal(t, Secrets{StorePassword: "redis-password-0123"}, secrets)
+
+	cfg.Store = StoreConfig{Redis: "redis://127.0.0.1:6379", PasswordEnv: "REDIS_PASSWORD"}
+	_, err = cfg.ResolveSecrets(func(string) string { return "" })
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "store.password_env: the environment variable REDIS_PASSWORD is empty or unset")
 }

@@ -18,6 +18,10 @@ type credential struct {
 	ticket bool // answered as "ticket", not "access_token"
 	jsapi  bool // signs wx.config: /v1/jssdk serves it
 	owned  bool // a Client of its own, closed by the server (not a Registry handle)
+	// agentID is a wecom_agent_ticket's application, which wx.agentConfig
+	// needs beside the signature.
+	agentID  string
+	warnings warnGate // its failures' log lines
 }
 
 // buildCredentials makes a Client for every configured credential: the
@@ -72,7 +76,7 @@ func (s *Server) buildCredential(name string, c CredentialConfig, secret string,
 			cred.jsapi = true
 			cred.client, err = wecom.NewJSAPITicket(tokens)
 		case TypeWeComAgentTicket:
-			cred.jsapi = true
+			cred.jsapi, cred.agentID = true, c.AgentID
 			cred.client, err = wecom.NewAgentTicket(tokens)
 		}
 	}

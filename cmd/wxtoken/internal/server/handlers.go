@@ -62,7 +62,7 @@ func (s *Server) serveCredential(w *recorder, r *http.Request) {
 	// request timeout; a client that goes away ends r's context.
 	tok, err := cred.client.Token(r.Context())
 	if err != nil {
-		s.writeFetchError(w, cred, err)
+		s.writeFetchError(w, r, cred, err)
 		return
 	}
 	s.writeToken(w, cred, tok)
@@ -87,13 +87,13 @@ func (s *Server) serveInvalidate(w *recorder, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeouts.Request)
 	defer cancel()
 	if _, err := cred.client.Invalidate(ctx, body.Rejected); err != nil {
-		s.writeFetchError(w, cred, err)
+		s.writeFetchError(w, r, cred, err)
 		return
 	}
 	tok, err := cred.client.Token(ctx)
 	switch {
 	case err != nil:
-		s.writeFetchError(w, cred, err)
+		s.writeFetchError(w, r, cred, err)
 	case tok.AccessToken == body.Rejected: // never handed back as the cure
 		writeError(w, http.StatusServiceUnavailable, "no_new_token", "no token other than the rejected one yet")
 	default:
@@ -144,28 +144,46 @@ func (s *Server) serveJSSDK(w *recorder, r *http.Request) {
 	case errors.Is(err, wxtoken.ErrInvalidPageURL):
 		writeError(w, http.StatusBadRequest, "invalid_url", "url is not an absolute, percent-encoded http(s) URL")
 	case err != nil:
-		s.writeFetchError(w, cred, err)
+		s.writeFetchError(w, r, cred, err)
+	case cred.agentID != "":
+		writeJSON(w, http.StatusOK, agentConfig{JSSDKConfig: cfg, CorpID: cfg.AppID, AgentID: cred.agentID})
 	default:
 		writeJSON(w, http.StatusOK, cfg)
 	}
+}
+
+// agentConfig is wx.agentConfig's signed fields: wx.config's, the corpid
+// as appId (and corpid, the name agentConfig takes), and the agentid.
+type agentConfig struct {
+	wxtoken.JSSDKConfig
+	CorpID  string `json:"corpid"`
+	AgentID string `json:"agentid"`
 }
 
 func (s *Server) serveHealthz(w *recorder, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// serveReadyz answers 200 while the Store answers: reading a key nothing
-// writes must come back as a miss within a second.
-func (s *Server) serveReadyz(w *recorder, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
-	defer cancel()
-	_, err := s.store.Load(ctx, readyProbeKey)
-	if err != nil && !errors.Is(err, wxtoken.ErrNotFound) && !errors.Is(err, wxtoken.ErrCorrupt) {
-		s.log.Warn("wxtoken serve: the store does not answer", "err", err)
+// serveReadyz answers 200 while the Store answers (see storeReady).
+func (s *Server) serveReadyz(w *recorder, _ *http.Request) {
+	if !s.ready.check(s.now(), s.probeStore, s.log) {
 		writeError(w, http.StatusServiceUnavailable, "store_unreachable", "the store does not answer")
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// probeStore reads a key nothing writes: a miss within a second proves the
+// Store answers. It is not bound to a probe's request, since its result is
+// every probe's for a second.
+func (s *Server) probeStore() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, err := s.store.Load(ctx, readyProbeKey)
+	if errors.Is(err, wxtoken.ErrNotFound) || errors.Is(err, wxtoken.ErrCorrupt) {
+		return nil
+	}
+	return err
 }
 
 func (s *Server) serveMetrics(w *recorder, _ *http.Request) {
@@ -177,9 +195,9 @@ func (s *Server) serveMetrics(w *recorder, _ *http.Request) {
 // credential the path names and spends one token of its bucket. It has
 // answered the request when ok is false.
 func (s *Server) authorize(w *recorder, r *http.Request) (*credential, bool) {
-	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	key, ok := bearerKey(r.Header.Get("Authorization"))
 	var c *client
-	if ok && key != "" {
+	if ok {
 		c = s.keys.lookup(key)
 	}
 	if c == nil {
@@ -189,7 +207,7 @@ func (s *Server) authorize(w *recorder, r *http.Request) (*credential, bool) {
 	}
 	w.client = c.name
 	if ok, wait := c.limiter.take(s.now()); !ok {
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		w.Header().Set("Retry-After", retryAfter(wait))
 		writeError(w, http.StatusTooManyRequests, "rate_limited", "too many requests from this client")
 		return nil, false
 	}
@@ -202,13 +220,31 @@ func (s *Server) authorize(w *recorder, r *http.Request) (*credential, bool) {
 	return cred, true
 }
 
+// bearerKey returns the key of an Authorization header of the Bearer
+// scheme, whose name is case-insensitive (RFC 7235 section 2.1).
+func bearerKey(header string) (string, bool) {
+	const scheme = "Bearer "
+	if len(header) <= len(scheme) || !strings.EqualFold(header[:len(scheme)], scheme) {
+		return "", false
+	}
+	key := strings.TrimLeft(header[len(scheme):], " ")
+	return key, key != ""
+}
+
 // writeToken answers tok as a tokenResponse. It is the hot path, so the
 // JSON is appended by hand: a token that passed Token.Validate is printable
 // ASCII, which strconv.Quote escapes exactly as JSON does (\" and \\ only).
 func (s *Server) writeToken(w http.ResponseWriter, cred *credential, tok wxtoken.Token) {
 	now := s.now()
 	at := tok.ExpiresAt()
-	left := max(int64(at.Sub(now)/time.Second), 0)
+	rest := at.Sub(now)
+	if rest <= 0 { // the Client hands out none, but a clock may step
+		writeError(w, http.StatusServiceUnavailable, "no_usable_token", "the token expired; a new one is being fetched")
+		return
+	}
+	// Rounded up: a token with half a second left is not answered as 0
+	// seconds, which a client would rightly refuse as expired.
+	left := int64((rest + time.Second - 1) / time.Second)
 	age := min(max(int64(now.Sub(tok.CreateTime)/time.Second), 0), tok.ExpiresIn)
 	field := `{"access_token":`
 	if cred.ticket {
@@ -231,15 +267,33 @@ func (s *Server) writeToken(w http.ResponseWriter, cred *credential, tok wxtoken
 	writeBody(w, http.StatusOK, b)
 }
 
+// statusClientClosed is the status of a request whose client went away
+// before its answer (nginx's 499): counted and logged apart from failures.
+const statusClientClosed = 499
+
 // writeFetchError answers a failure to obtain a credential. The body names
 // the class of failure and at most WeChat's errcode; the error itself, which
-// the library has scrubbed of secrets and tokens, goes to the log.
-func (s *Server) writeFetchError(w http.ResponseWriter, cred *credential, err error) {
-	s.log.Warn("wxtoken serve: no credential to hand out", "credential", cred.name, "err", err)
+// the library has scrubbed of secrets and tokens, goes to the log, at most
+// once per warnEvery per credential: one outage answered to a thousand
+// callers is one problem. A caller that went away is no failure.
+func (s *Server) writeFetchError(w http.ResponseWriter, r *http.Request, cred *credential, err error) {
+	if r.Context().Err() != nil && errors.Is(err, context.Canceled) {
+		writeError(w, statusClientClosed, "client_closed_request", "the client went away before the answer")
+		return
+	}
+	if ok, held := cred.warnings.allow(s.now()); ok {
+		s.log.Warn("wxtoken serve: no credential to hand out", "credential", cred.name, "err", err,
+			"warnings_held_back", held)
+	}
 	var apiErr *wxtoken.APIError
+	var tooSoon *wxtoken.RejectedTooSoonError
 	switch {
 	case errors.Is(err, wxtoken.ErrRejectedTooSoon):
-		w.Header().Set("Retry-After", "10")
+		reopens := s.now().Add(wxtoken.DefaultRejectGuard) // the issuer handed the rejected token back
+		if errors.As(err, &tooSoon) {
+			reopens = tooSoon.ReopensAt
+		}
+		w.Header().Set("Retry-After", retryAfter(reopens.Sub(s.now())))
 		writeError(w, http.StatusTooManyRequests, "rejected_too_soon",
 			"the rejected token was obtained moments ago; not fetching another yet")
 	case errors.Is(err, wxtoken.ErrForceRefreshLimited):
@@ -254,6 +308,12 @@ func (s *Server) writeFetchError(w http.ResponseWriter, cred *credential, err er
 	default:
 		writeError(w, http.StatusBadGateway, "upstream_unavailable", "WeChat could not be reached")
 	}
+}
+
+// retryAfter is a Retry-After header's whole seconds for a wait of d,
+// rounded up, at least 1.
+func retryAfter(d time.Duration) string {
+	return strconv.FormatInt(max(int64((d+time.Second-1)/time.Second), 1), 10)
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {

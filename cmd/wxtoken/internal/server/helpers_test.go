@@ -67,6 +67,12 @@ type fixture struct {
 // start runs the server of testConfig, changed by edit, on a MemoryStore.
 func start(t testing.TB, edit func(*Config)) *fixture {
 	t.Helper()
+	return startOn(t, edit, wxtoken.NewMemoryStore())
+}
+
+// startOn is start on store.
+func startOn(t testing.TB, edit func(*Config), store wxtoken.Store) *fixture {
+	t.Helper()
 	wx := wxtest.NewServer()
 	t.Cleanup(wx.Close)
 	cfg := testConfig(wx)
@@ -76,7 +82,7 @@ func start(t testing.TB, edit func(*Config)) *fixture {
 	require.NoError(t, cfg.Validate())
 	secrets, err := cfg.ResolveSecrets(func(k string) string { return testEnv[k] })
 	require.NoError(t, err)
-	f := &fixture{wx: wx, store: wxtoken.NewMemoryStore(), logs: &logbuf.Buffer{}}
+	f := &fixture{wx: wx, store: store, logs: &logbuf.Buffer{}}
 	f.srv, err = New(cfg, secrets, f.store, WithLogger(f.logs.Logger(slog.LevelInfo)))
 	require.NoError(t, err)
 	f.ts = httptest.NewServer(f.srv.Handler())

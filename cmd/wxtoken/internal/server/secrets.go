@@ -14,47 +14,104 @@ const maxSecretBytes = 4 << 10
 // Secrets maps a credential's name to its secret.
 type Secrets map[string]string
 
-// ResolveSecrets reads the secret of every credential that has one, from
-// the environment (getenv) or a file. A secret file must be a regular file
-// that neither its group nor others may read: one they can read is refused,
-// naming the fix. No error quotes a secret or the variable's value.
+// ResolveSecrets reads the secret of every credential that has one, and the
+// Redis password (under StorePassword) when the store gives one, from the
+// environment (getenv) or a file. A secret file must be a regular file that
+// neither its group nor others may read: one they can read is refused,
+// naming the fix. Two wecom credentials of one corp whose secrets turn out
+// the same are refused: they would be one token renewed by two Clients. No
+// error quotes a secret or the variable's value.
 func (cfg *Config) ResolveSecrets(getenv func(string) string) (Secrets, error) {
 	secrets := Secrets{}
 	var errs []error
 	for _, name := range sortedKeys(cfg.Credentials) {
 		c := cfg.Credentials[name]
-		field := "credentials." + name
-		var (
-			secret string
-			err    error
-		)
+		secret, err := resolveSecret("credentials."+name, c.SecretEnv, c.SecretFile, c.Secret, getenv)
 		switch {
-		case c.SecretEnv != "":
-			secret = strings.TrimSpace(getenv(c.SecretEnv))
-			if secret == "" {
-				err = fmt.Errorf("%s.secret_env: the environment variable %s is empty or unset", field, safeEnvName(c.SecretEnv))
-			}
-		case c.SecretFile != "":
-			secret, err = readSecretFile(c.SecretFile)
-			if err != nil {
-				err = fmt.Errorf("%s.secret_file: %w", field, err)
-			}
-		case c.Secret != "":
-			secret = strings.TrimSpace(c.Secret)
-		default:
-			continue // a ticket: no secret of its own
+		case err != nil:
+			errs = append(errs, err)
+		case secret != "":
+			secrets[name] = secret
 		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%w: %w", ErrConfig, err))
-			continue
-		}
-		if strings.ContainsFunc(secret, func(r rune) bool { return r < ' ' || r == 0x7f }) {
-			errs = append(errs, fmt.Errorf("%w: %s: the secret holds control characters", ErrConfig, field))
-			continue
-		}
-		secrets[name] = secret
 	}
+	st := cfg.Store
+	if password, err := resolveSecret("store", st.PasswordEnv, st.PasswordFile, "", getenv); err != nil {
+		errs = append(errs, err)
+	} else if password != "" {
+		secrets[StorePassword] = password
+	}
+	errs = append(errs, cfg.distinctWeCom(secrets)...)
 	return secrets, errors.Join(errs...)
+}
+
+// resolveSecret reads one secret given one way (the environment variable
+// env, the file, or inline), "" when none is given.
+func resolveSecret(field, env, file, inline string, getenv func(string) string) (string, error) {
+	var (
+		secret string
+		err    error
+	)
+	switch {
+	case env != "":
+		secret = strings.TrimSpace(getenv(env))
+		if secret == "" {
+			err = fmt.Errorf("%s.%s: the environment variable %s is empty or unset", field, envField(field), safeEnvName(env))
+		}
+	case file != "":
+		secret, err = readSecretFile(file)
+		if err != nil {
+			err = fmt.Errorf("%s.%s: %w", field, fileField(field), err)
+		}
+	case inline != "":
+		secret = strings.TrimSpace(inline)
+	default:
+		return "", nil // a ticket: no secret of its own
+	}
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if strings.ContainsFunc(secret, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		return "", fmt.Errorf("%w: %s: the secret holds control characters", ErrConfig, field)
+	}
+	return secret, nil
+}
+
+// envField and fileField name the fields a secret is given by: the store's
+// Redis password has fields of its own names.
+func envField(field string) string {
+	if field == "store" {
+		return "password_env"
+	}
+	return "secret_env"
+}
+
+func fileField(field string) string {
+	if field == "store" {
+		return "password_file"
+	}
+	return "secret_file"
+}
+
+// distinctWeCom refuses two wecom credentials of one corp with one secret,
+// given by different variables or files, which Validate could not see.
+func (cfg *Config) distinctWeCom(secrets Secrets) []error {
+	var errs []error
+	seen := map[[2]string]string{}
+	for _, name := range sortedKeys(cfg.Credentials) {
+		c := cfg.Credentials[name]
+		secret, ok := secrets[name]
+		if c.Type != TypeWeCom || !ok {
+			continue
+		}
+		id := [2]string{c.CorpID, secret}
+		if other, dup := seen[id]; dup {
+			errs = append(errs, fmt.Errorf("%w: credentials.%s: the same corp and secret as credentials.%s: one token, "+
+				"which two Clients would each renew", ErrConfig, name, other))
+			continue
+		}
+		seen[id] = name
+	}
+	return errs
 }
 
 // safeEnvName quotes an environment variable's name only when it looks like

@@ -28,6 +28,7 @@ type Server struct {
 	httpClient *http.Client
 	ownClient  bool // made by New: its idle connections are closed by Close
 	closed     atomic.Bool
+	ready      readiness // /readyz's cached Store check
 }
 
 // An Option changes how New builds a Server.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -206,15 +207,20 @@ func TestHealthAndReadiness(t *testing.T) {
 	assert.Equal(t, http.StatusOK, f.do(t, "GET", "/readyz", "", "").status)
 
 	down := &failingStore{Store: wxtoken.NewMemoryStore()}
-	s := &Server{store: down, log: f.srv.log, metrics: newMetrics()}
+	s := &Server{store: down, log: f.srv.log, metrics: newMetrics(), now: time.Now}
 	rec := &recorder{ResponseWriter: newRecorderSink()}
 	s.serveReadyz(rec, httpRequest(t, "GET", "/readyz"))
 	assert.Equal(t, http.StatusServiceUnavailable, rec.status)
 }
 
-type failingStore struct{ wxtoken.Store }
+// failingStore's Load fails, as a Redis that is down does, and counts.
+type failingStore struct {
+	wxtoken.Store
+	loads atomic.Int64
+}
 
-func (failingStore) Load(context.Context, string) (wxtoken.Token, error) {
+func (s *failingStore) Load(context.Context, string) (wxtoken.Token, error) {
+	s.loads.Add(1)
 	return wxtoken.Token{}, errors.New("connection refused")
 }
 
