@@ -211,9 +211,13 @@ func TestServeSIGTERMFinishesTheRequestsInFlight(t *testing.T) {
 	hold := wx.Hold(wxtest.PathToken) // the one fetch waits inside the fake until released
 	defer hold.Release()
 	key, hash := keygen(t)
-	p := startServe(t, serveConfig(wx.URL(), "store: {dir: "+t.TempDir()+"}", map[string][2]string{
+	// The held fetch must outlast 200 requests and the polling on a busy
+	// machine: every timeout it runs under is minutes, not seconds.
+	config := strings.Replace(serveConfig(wx.URL(), "store: {dir: "+t.TempDir()+"}", map[string][2]string{
 		"billing": {hash, "shop"},
-	}), serveEnv...)
+	}), "timeouts: {shutdown: 50s}", "timeouts: {request: 5m, upstream: 5m, write: 6m, shutdown: 7m}", 1)
+	require.Contains(t, config, "upstream: 5m")
+	p := startServe(t, config, serveEnv...)
 
 	var tokens []string
 	var failed error

@@ -71,11 +71,15 @@ func TestServeProcessSpeaksTLS(t *testing.T) {
 	tok, _ := tokenAnswer(t, string(body))
 	assert.Equal(t, wx.CurrentToken(appID), tok)
 
+	// Go's TLS server answers a plain HTTP request with a 400 of its own.
 	plain, err := http.Get(strings.Replace(p.url, "https://", "http://", 1) + "/healthz")
-	if err == nil {
-		plain.Body.Close()
-		assert.Equal(t, http.StatusBadRequest, plain.StatusCode, "plain HTTP on the TLS port is refused")
-	}
+	require.NoError(t, err, "the TLS port answers plain HTTP with a refusal, not silence")
+	refusal, err := io.ReadAll(plain.Body)
+	plain.Body.Close()
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusBadRequest, plain.StatusCode, "plain HTTP on the TLS port is refused")
+	assert.Contains(t, string(refusal), "HTTPS server")
+	assert.NotContains(t, string(refusal), `"status"`, "the handler never saw it")
 }
 
 func TestServeCheckValidatesWithoutServing(t *testing.T) {

@@ -42,8 +42,10 @@ func TestHTTPServerHasEveryTimeout(t *testing.T) {
 	t.Parallel()
 	f := start(t, func(c *Config) {
 		c.Timeouts = TimeoutsConfig{ReadHeader: time.Second, Read: 2 * time.Second, Write: 40 * time.Second,
-			Idle: 4 * time.Second, Request: 30 * time.Second}
+			Idle: 4 * time.Second, Request: 30 * time.Second, Upstream: 25 * time.Second}
 	})
+	assert.Equal(t, 25*time.Second, f.srv.httpClient.Timeout, "timeouts.upstream bounds each call to WeChat")
+	assert.Equal(t, 40*time.Second, f.srv.cfg.Timeouts.Shutdown, "unset, above the request timeout")
 	hs := f.srv.HTTPServer()
 	assert.Equal(t, time.Second, hs.ReadHeaderTimeout)
 	assert.Equal(t, 2*time.Second, hs.ReadTimeout)

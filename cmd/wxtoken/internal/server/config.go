@@ -77,6 +77,9 @@ type TimeoutsConfig struct {
 	Idle       time.Duration `yaml:"idle"`
 	Request    time.Duration `yaml:"request"`
 	Shutdown   time.Duration `yaml:"shutdown"`
+	// Upstream bounds one HTTP round trip to WeChat (a fetch, lock and
+	// store included, is bounded by Request).
+	Upstream time.Duration `yaml:"upstream"`
 }
 
 // DefaultTimeouts are the timeouts a configuration leaves unset. A request
@@ -85,6 +88,7 @@ type TimeoutsConfig struct {
 var DefaultTimeouts = TimeoutsConfig{
 	ReadHeader: 5 * time.Second, Read: 10 * time.Second, Write: 30 * time.Second,
 	Idle: 2 * time.Minute, Request: 20 * time.Second, Shutdown: 30 * time.Second,
+	Upstream: 10 * time.Second,
 }
 
 // The credential types a configuration may name.
@@ -318,6 +322,7 @@ func (t *TimeoutsConfig) fill(bad reporter) {
 		{"idle", &t.Idle, DefaultTimeouts.Idle},
 		{"request", &t.Request, DefaultTimeouts.Request},
 		{"shutdown", &t.Shutdown, DefaultTimeouts.Shutdown},
+		{"upstream", &t.Upstream, DefaultTimeouts.Upstream},
 	}
 	if t.Shutdown == 0 && t.Request >= DefaultTimeouts.Shutdown {
 		t.Shutdown = t.Request + 10*time.Second // unset: above the request timeout, whatever it is

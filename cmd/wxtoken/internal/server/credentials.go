@@ -96,10 +96,10 @@ func (s *Server) lookup(secrets Secrets) func(ctx context.Context, name string) 
 
 // upstreamHTTPClient is the one connection pool every credential calls
 // WeChat through.
-func upstreamHTTPClient() *http.Client {
+func upstreamHTTPClient(timeout time.Duration) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 32
-	return &http.Client{Timeout: wxtoken.DefaultHTTPTimeout, Transport: tr}
+	return &http.Client{Timeout: timeout, Transport: tr}
 }
 
 // closeCredentials stops the Clients of their own, tickets first.

@@ -39,7 +39,7 @@ type Option func(*Server)
 func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
 
 // WithHTTPClient sets the client that calls WeChat (default: one pool of
-// connections with a 10 s timeout).
+// connections with timeouts.upstream as its timeout).
 func WithHTTPClient(hc *http.Client) Option { return func(s *Server) { s.httpClient = hc } }
 
 // New returns the Server of cfg, which must have passed Validate, with the
@@ -60,7 +60,7 @@ func New(cfg Config, secrets Secrets, store wxtoken.Store, opts ...Option) (*Ser
 		s.access = s.log
 	}
 	if s.httpClient == nil {
-		s.httpClient, s.ownClient = upstreamHTTPClient(), true
+		s.httpClient, s.ownClient = upstreamHTTPClient(cfg.Timeouts.Upstream), true
 	}
 	s.metrics = newMetrics()
 	common := []wxtoken.Option{
