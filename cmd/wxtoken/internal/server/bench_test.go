@@ -26,7 +26,7 @@ const benchClients = 64
 func BenchmarkServeCredentials(b *testing.B) {
 	f := start(b, func(c *Config) {
 		cl := c.Clients["billing"]
-		cl.RateLimit = RateLimitConfig{PerSecond: 1e9, Burst: 1e9}
+		cl.RateLimit = RateLimitConfig{PerSecond: maxRate, Burst: maxBurst}
 		c.Clients["billing"] = cl
 	})
 	// The access log formatted as in production, written nowhere: the
@@ -140,7 +140,7 @@ func (w *discardWriter) WriteHeader(int)             {}
 func BenchmarkServeHandler(b *testing.B) {
 	f := start(b, func(c *Config) {
 		cl := c.Clients["billing"]
-		cl.RateLimit = RateLimitConfig{PerSecond: 1e9, Burst: 1e9}
+		cl.RateLimit = RateLimitConfig{PerSecond: maxRate, Burst: maxBurst}
 		c.Clients["billing"] = cl
 	})
 	f.srv.access = slog.New(slog.NewTextHandler(io.Discard, nil))
