@@ -34,6 +34,9 @@ func (c *Client) obtain(ctx context.Context, req request, deliver deliverFunc) e
 			deliver(tok, false)
 			return nil
 		}
+		if err := c.noteRevoked(stored, loadErr); err != nil {
+			return err
+		}
 		if loadErr == nil && req.bad.CreateTime.IsZero() && stored.AccessToken == req.bad.AccessToken {
 			// The rejected token was not cached here (a cold replica, a restart)
 			// but the Store knows its age and count: the backoff applies all the same.
@@ -76,6 +79,9 @@ func (c *Client) obtain(ctx context.Context, req request, deliver deliverFunc) e
 		if tok, ok := c.adopt(stored, err, req); ok {
 			deliver(tok, false)
 			return nil
+		}
+		if err := c.noteRevoked(stored, err); err != nil {
+			return err
 		}
 		current = stored
 	}
@@ -121,12 +127,13 @@ func (c *Client) lockedRead(ctx context.Context, lk *storeLock) (Token, error) {
 }
 
 // mayCallWeChat returns the reason WeChat must not be called for req now: the
-// failure gate is shut, or req's rejected token is too young to be replaced.
+// failure gate is shut (other than by ErrAwaitingInput, whose Source calls
+// WeChat for nothing), or req's rejected token is too young to be replaced.
 func (c *Client) mayCallWeChat(req request) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := time.Now()
-	if err := c.gate.check(now); err != nil {
+	if err := c.gate.check(now); err != nil && !awaitingInput(err) {
 		return refuse(err)
 	}
 	return refuse(c.checkRejectionLocked(req.bad, now))
@@ -165,6 +172,7 @@ func (c *Client) release(lk *storeLock) {
 // reload returns the Store's token when it serves req better than the cache.
 func (c *Client) reload(ctx context.Context, req request) (Token, bool) {
 	tok, err := c.load(ctx)
+	_ = c.noteRevoked(tok, err) // a save refused for a revocation: serve it no longer
 	return c.adopt(tok, err, req)
 }
 
@@ -195,9 +203,11 @@ func (c *Client) load(ctx context.Context) (Token, error) {
 // the token req reports rejected nor the last one any caller reported, nor
 // older than the rejected one (which superseded it); it must be newer than a
 // valid cached token; and it must be fresh, or at least unexpired when the
-// cache has nothing valid to serve meanwhile.
+// cache has nothing valid to serve meanwhile. A record the Source's
+// CheckStored refuses (a tombstone, a placeholder) is never usable.
 func (c *Client) usable(tok Token, req request, now time.Time) bool {
-	if tok.Validate() != nil || tok.DatedAhead(now) || tok.AccessToken == req.bad.AccessToken {
+	if tok.Validate() != nil || tok.DatedAhead(now) || tok.AccessToken == req.bad.AccessToken ||
+		c.checkStored(tok) != nil {
 		return false
 	}
 	if !req.bad.CreateTime.IsZero() && !tok.CreateTime.After(effectiveCreate(req.bad, now)) {

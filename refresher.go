@@ -112,6 +112,7 @@ func (c *Client) applySync(stored Token, err error) {
 	if errors.Is(err, ErrNotFound) {
 		c.restore(c.ctx)
 	}
+	_ = c.noteRevoked(stored, err) // callers get the revocation at their next Get
 	tok, ok := c.adopt(stored, err, request{})
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -18,6 +18,13 @@ import (
 // and no full token at any Unwrap level. WeChat's own errors are best returned
 // as *APIError with Kind set, so that the Client knows whether to back off
 // (KindRetryable) or cool down (KindPermanent).
+//
+// A Source may also implement optional methods, found by type assertion:
+// Info() SourceInfo (below), Redact(text string) string (removes its secrets
+// from text), StoreKey() string (a Registry key's Store key), CheckStored(tok
+// Token) error (tells records that are not credentials from those that are,
+// and revoked credentials: see ErrRevoked) and InputArrived() bool (see
+// ErrAwaitingInput).
 type Source interface {
 	Fetch(ctx context.Context, req FetchRequest) (Token, error)
 }
