@@ -214,7 +214,8 @@ func (c *Client) join(req request) (Token, *call, error) {
 		return e.tok, nil, nil
 	}
 	now := time.Now()
-	if err := c.gate.check(now); err != nil && now.UnixNano()-c.lastStart < int64(gatedStoreReread) {
+	if err := c.gate.check(now); err != nil && now.UnixNano()-c.lastStart < int64(gatedStoreReread) &&
+		!c.inputArrivedLocked(err) {
 		return Token{}, nil, err
 	}
 	return Token{}, c.startLocked(req, now), nil
