@@ -3,6 +3,7 @@ package wxtoken
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -86,4 +87,35 @@ func (c *Client) waitRetry(d time.Duration) (closing bool) {
 func (c *Client) supersedes(tok Token) bool {
 	cur := c.cur.Load().tok
 	return cur.Refresh != "" && cur.CreateTime.After(tok.CreateTime)
+}
+
+// Keep saves tok, a record obtained outside the Client's Source (such as an
+// Open Platform authorizer's, from an authorization code), under the Client's
+// key, and serves it when it is newer than the cached token. A Store holding
+// a newer record keeps it (Keep returns nil then). A record with a refresh
+// token that the Store does not take is not dropped: it is retried in the
+// background, with backoff and logged at Error, until the Store takes it or
+// holds a newer one, as the Client's own saves are; Close waits for that and
+// lets it try once more. Keep returns the error of its first Save.
+func (c *Client) Keep(ctx context.Context, tok Token) error {
+	if err := tok.Validate(); err != nil {
+		return err
+	}
+	if c.usable(tok, request{}, time.Now()) {
+		c.mu.Lock()
+		if !c.closed {
+			c.publishLocked(tok, time.Now())
+		}
+		c.mu.Unlock()
+	}
+	err := c.saveStore(ctx, c.key, tok)
+	if err == nil || errors.Is(err, ErrNewerToken) {
+		return nil
+	}
+	if !c.enter() {
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	defer c.wg.Done()
+	c.saveFailed(tok, err)
+	return err
 }
