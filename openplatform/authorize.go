@@ -21,8 +21,16 @@ type Authorization struct {
 // Authorize exchanges the authorization code that the merchant's redirect
 // (auth_code) or an authorized event carries (api_query_auth), and saves the
 // authorizer's record, with its refresh token, before it returns. A code is
-// good for 10 minutes.
+// good for 10 minutes. A Save that fails is tried again while ctx allows;
+// then the record is served from memory and handed to a background retry
+// (logged at Error) until the Store takes it, and the error is returned.
 func (p *Platform) Authorize(ctx context.Context, authCode string) (Authorization, error) {
+	return p.authorize(ctx, authCode, time.Time{})
+}
+
+// authorize is Authorize for an authorization made at authorized (an
+// event's CreateTime), or, when that is zero, now.
+func (p *Platform) authorize(ctx context.Context, authCode string, authorized time.Time) (Authorization, error) {
 	if authCode == "" {
 		return Authorization{}, errors.New("openplatform: empty authorization code")
 	}
@@ -46,6 +54,9 @@ func (p *Platform) Authorize(ctx context.Context, authCode string) (Authorizatio
 		return call(ctx, p.hc, p.baseURL, "/cgi-bin/component/api_query_auth",
 			url.Values{"component_access_token": {ctok}}, body, &out, classifyWithToken, p.secret(), ctok, authCode)
 	})
+	if apiCode(err) == CodeNotAuthorized {
+		return Authorization{}, &NotAuthorizedError{Err: err} // the code does not say whose it is
+	}
 	if err != nil {
 		return Authorization{}, err
 	}
@@ -60,7 +71,10 @@ func (p *Platform) Authorize(ctx context.Context, authCode string) (Authorizatio
 	for _, f := range info.FuncInfo {
 		auth.FuncInfo = append(auth.FuncInfo, f.Category.ID)
 	}
-	if err := p.saveRecord(ctx, info.AppID, rec); err != nil {
+	if authorized.IsZero() {
+		authorized = started
+	}
+	if err := p.saveRecord(ctx, info.AppID, rec, authorized); err != nil {
 		return auth, err
 	}
 	p.log.Info("openplatform: account authorized the platform", "component", p.appID, "appid", info.AppID,
@@ -68,17 +82,75 @@ func (p *Platform) Authorize(ctx context.Context, authCode string) (Authorizatio
 	return auth, nil
 }
 
-// saveRecord stores a fresh authorizer record and drops the Registry's
-// Client of appID, whose state (a tombstone, a cooled-down failure) it
-// supersedes. A Store holding a newer record keeps it.
-func (p *Platform) saveRecord(ctx context.Context, appID string, rec wxtoken.Token) error {
-	err := p.store.Save(ctx, p.authorizerKey(appID), rec)
-	if err != nil && !errors.Is(err, wxtoken.ErrNewerToken) {
-		return wxtoken.ScrubError(fmt.Errorf("openplatform: saving the record of %s: %w", appID, err),
-			rec.AccessToken, rec.Refresh)
+// Tries of saveRecord before it hands the record to a background retry.
+const (
+	saveTries     = 4
+	saveTryPause  = 100 * time.Millisecond // doubled after each try
+	saveTryMargin = 500 * time.Millisecond // left of ctx's deadline for the answer
+)
+
+// saveRecord stores a fresh authorizer record, authorized at authorized,
+// and drops the Registry's Client of appID, whose state (a tombstone, a
+// cooled-down failure) it supersedes. A Store holding a newer record keeps
+// it. A Save that keeps failing hands the record to the new Client of
+// appID, which serves it and retries the Save until the Store takes it.
+func (p *Platform) saveRecord(ctx context.Context, appID string, rec wxtoken.Token, authorized time.Time) error {
+	key := p.authorizerKey(appID)
+	err := p.store.Save(ctx, key, rec)
+	for try, pause := 1, saveTryPause; try < saveTries && err != nil && !errors.Is(err, wxtoken.ErrNewerToken); try++ {
+		if !timeLeft(ctx, pause+saveTryMargin) || !sleep(ctx, pause) {
+			break
+		}
+		p.log.Warn("openplatform: saving an authorizer's record failed; trying again", "component", p.appID,
+			"appid", appID, "try", try, "err", err)
+		err = p.store.Save(ctx, key, rec)
+		pause *= 2
 	}
 	p.registry.Forget(appID)
+	if err != nil && !errors.Is(err, wxtoken.ErrNewerToken) {
+		p.log.Error("openplatform: saving an authorizer's record with its refresh token failed; serving it from memory and retrying until it is saved",
+			"component", p.appID, "appid", appID, "err", err)
+		p.keepRetrying(ctx, appID, rec)
+		return wxtoken.ScrubError(fmt.Errorf("openplatform: saving the record of %s (retried in the background): %w", appID, err),
+			rec.AccessToken, rec.Refresh)
+	}
+	if err := p.noteAuthorized(ctx, appID, authorized); err != nil {
+		p.log.Error("openplatform: the authorization time was not saved; a late unauthorized event of the account may cancel it",
+			"component", p.appID, "appid", appID, "err", err)
+	}
 	return nil
+}
+
+// keepRetrying hands rec to appID's Client, whose save retry keeps it.
+func (p *Platform) keepRetrying(ctx context.Context, appID string, rec wxtoken.Token) {
+	c, err := p.registry.Client(context.WithoutCancel(ctx), appID)
+	if err == nil {
+		if err = c.Keep(context.WithoutCancel(ctx), rec); !errors.Is(err, wxtoken.ErrClosed) {
+			return // saved, or being retried
+		}
+	}
+	if err != nil {
+		p.log.Error("openplatform: the authorizer's record could not be handed to a retrying save",
+			"component", p.appID, "appid", appID, "err", wxtoken.ScrubError(err, rec.AccessToken, rec.Refresh))
+	}
+}
+
+// timeLeft reports whether ctx leaves at least d before its deadline.
+func timeLeft(ctx context.Context, d time.Duration) bool {
+	deadline, ok := ctx.Deadline()
+	return !ok || time.Until(deadline) >= d
+}
+
+// sleep waits d, or until ctx ends, reporting false then.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // AuthType says which accounts the authorization page lets a merchant pick

@@ -23,17 +23,23 @@ func (s *componentSource) Info() wxtoken.SourceInfo {
 // Redact removes the component secret from text.
 func (s *componentSource) Redact(text string) string { return wxtoken.ScrubText(text, s.p.secret()) }
 
+// InputArrived reports whether a verify ticket was saved in this process
+// since the last Fetch began: the engine then runs Fetch again at once.
+func (s *componentSource) InputArrived() bool { return s.p.ticketArrived.Load() }
+
 // Fetch exchanges the stored verify ticket for a component_access_token.
 // Without a usable ticket it asks WeChat for a push and fails with
 // ErrNoVerifyTicket, without calling api_component_token.
 func (s *componentSource) Fetch(ctx context.Context, req wxtoken.FetchRequest) (wxtoken.Token, error) {
 	p := s.p
 	base := baseOf(req)
-	ticket, err := p.currentTicket(ctx)
+	p.ticketArrived.Store(false) // before the read: a ticket saved from now on is read, or arrives anew
+	rec, err := p.currentTicket(ctx)
 	if err != nil {
 		p.askForTicket(ctx, req.HTTPClient, base)
 		return wxtoken.Token{}, fmt.Errorf("%w (%v)", ErrNoVerifyTicket, err)
 	}
+	ticket := rec.AccessToken
 	body, err := json.Marshal(map[string]string{"component_appid": p.appID,
 		"component_appsecret": p.secret(), "component_verify_ticket": ticket})
 	if err != nil {
@@ -48,7 +54,7 @@ func (s *componentSource) Fetch(ctx context.Context, req wxtoken.FetchRequest) (
 	tok, err := wxtoken.FetchToken(req.HTTPClient, hreq, "component_access_token", classifyComponentToken,
 		p.secret(), ticket)
 	if code := apiCode(err); code == CodeTicketExpired || code == CodeTicketInvalid {
-		p.refuseTicket(ticket)
+		p.refuseTicket(ctx, rec)
 		p.askForTicket(ctx, req.HTTPClient, base)
 		return wxtoken.Token{}, fmt.Errorf("%w: %w", ErrNoVerifyTicket, err)
 	}

@@ -20,12 +20,6 @@ const (
 )
 
 var (
-	// ErrNoVerifyTicket is matched by the component token's error while no
-	// usable component_verify_ticket is stored: on a first start, after 12 h
-	// without a push, or after WeChat refused the stored one. The Platform
-	// has asked WeChat to push one (api_start_push_ticket, at most once per
-	// push interval); the error is retryable and clears with the next push.
-	ErrNoVerifyTicket = errors.New("openplatform: no usable component_verify_ticket; waiting for WeChat's push")
 	// ErrNotAuthorized is matched by an authorizer's error when the account
 	// no longer authorizes the platform: it cancelled (an unauthorized
 	// event), or its refresh token is invalid and the authorizer list has no
@@ -36,17 +30,42 @@ var (
 	ErrSignature = errors.New("openplatform: event refused: it does not come from WeChat for this platform")
 )
 
+// ErrNoVerifyTicket is matched by the component token's error while no
+// usable component_verify_ticket is stored: on a first start, after 12 h
+// without a push, or after WeChat refused the stored one (61005, 61006; the
+// refusal is kept in the Store, so that no replica sends that ticket again).
+// The Platform has asked WeChat to push one (api_start_push_ticket, at most
+// once per push interval per process); the error is retryable, it also
+// matches wxtoken.ErrAwaitingInput, and it clears with the next push: the
+// first Get after a push received by this process fetches the token at once,
+// and any other process finds the ticket in the Store within a second.
+var ErrNoVerifyTicket error = noTicketError{}
+
+// noTicketError is ErrNoVerifyTicket's type: a missing input, not WeChat failing.
+type noTicketError struct{}
+
+func (noTicketError) Error() string {
+	return "openplatform: no usable component_verify_ticket; waiting for WeChat's push"
+}
+
+// Is makes ErrNoVerifyTicket match wxtoken.ErrAwaitingInput, by which the
+// engine knows that callers may try again as soon as a ticket is stored.
+func (noTicketError) Is(target error) bool { return target == wxtoken.ErrAwaitingInput }
+
 // NotAuthorizedError names the authorizer that is not authorized, and why.
 // It matches ErrNotAuthorized (errors.Is) and its cause is a permanent
 // *wxtoken.APIError, so that the authorizer's Client cools down instead of
 // asking again.
 type NotAuthorizedError struct {
-	AppID string // the authorizer's appid
+	AppID string // the authorizer's appid; "" when not known (an authorization code's)
 	Err   error  // the cause: WeChat's answer, or the tombstone an unauthorized event left
 }
 
 // Error names the appid and the cause.
 func (e *NotAuthorizedError) Error() string {
+	if e.AppID == "" {
+		return fmt.Sprintf("openplatform: the account does not authorize the platform: %v", e.Err)
+	}
 	return fmt.Sprintf("openplatform: authorizer %s does not authorize the platform: %v", e.AppID, e.Err)
 }
 

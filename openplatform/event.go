@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wxtoken/wxtoken"
 	"github.com/wxtoken/wxtoken/msgcrypt"
 )
 
@@ -34,8 +35,8 @@ type Event struct {
 	// updateauthorized event, already saved.
 	Authorization *Authorization
 	// Raw is the decrypted XML, for InfoTypes this package does not know.
-	// It may hold credentials: do not log it.
-	Raw []byte
+	// It may hold credentials: do not log it. Encoders skip it.
+	Raw []byte `json:"-" xml:"-"`
 
 	authCode, ticket string
 }
@@ -185,20 +186,47 @@ func (p *Platform) handle(ctx context.Context, ev *Event) error {
 		}
 		return err
 	case InfoAuthorized, InfoUpdateAuthorized:
-		auth, err := p.Authorize(ctx, ev.authCode)
+		if gone, err := p.cancelledAfter(ctx, ev.AuthorizerAppID, ev.CreateTime); err != nil || gone {
+			return err
+		}
+		auth, err := p.authorize(ctx, ev.authCode, ev.CreateTime)
 		if err != nil {
 			return err
 		}
 		ev.Authorization = &auth
 		return nil
 	case InfoUnauthorized:
+		if age := time.Since(ev.CreateTime); age > maxEventAge {
+			p.log.Warn("openplatform: an unauthorized event over an hour old changed nothing (a replay?)",
+				"component", p.appID, "appid", ev.AuthorizerAppID, "create_time", ev.CreateTime)
+			return nil
+		}
 		p.log.Warn("openplatform: an account cancelled its authorization", "component", p.appID,
 			"appid", ev.AuthorizerAppID)
-		return p.markGone(ctx, ev.AuthorizerAppID)
+		return p.markGone(ctx, ev.AuthorizerAppID, ev.CreateTime)
 	}
 	p.log.Info("openplatform: an event of an InfoType this package does not handle", "component", p.appID,
 		"info_type", ev.InfoType)
 	return nil
+}
+
+// cancelledAfter reports whether the Store holds a tombstone of appID from an
+// unauthorized event later than t: an authorized event from before it
+// (retried late, replayed) changes nothing.
+func (p *Platform) cancelledAfter(ctx context.Context, appID string, t time.Time) (bool, error) {
+	rec, err := p.store.Load(ctx, p.authorizerKey(appID))
+	switch {
+	case errors.Is(err, wxtoken.ErrNotFound), errors.Is(err, wxtoken.ErrCorrupt):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("openplatform: reading the record of %s: %w", appID, err)
+	}
+	if !isTombstone(rec) || !cancelledAt(rec).After(t) {
+		return false, nil
+	}
+	p.log.Info("openplatform: an authorized event older than the account's cancellation changed nothing",
+		"component", p.appID, "appid", appID, "authorized", t, "cancelled", cancelledAt(rec))
+	return true, nil
 }
 
 // hand gives ev to Config.OnEvent, recovering from a panic there.

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wxtoken/wxtoken"
@@ -50,14 +51,20 @@ type Platform struct {
 	registry  *wxtoken.Registry
 
 	ticketMu      sync.Mutex
-	lastPushAsk   time.Time // when api_start_push_ticket was last called
-	refusedTicket string    // the last ticket WeChat refused (61005, 61006)
+	lastPushAsk   time.Time   // when api_start_push_ticket was last called
+	refusedTicket string      // the last ticket WeChat refused (61005, 61006)
+	ticketArrived atomic.Bool // a ticket was saved here since the component Source last read one
 
 	recovery recovery
+
+	ctx    context.Context // cancelled by Close: ends the walks of the authorizer list
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the walks under way
 }
 
 // Store keys, under the component appid c: "c.component.ticket",
-// "c.component.token", "c.component.preauthcode", "c.authorizer.<appid>".
+// "c.component.token", "c.component.preauthcode", "c.authorizer.<appid>",
+// "c.authorized.<appid>".
 // None holds a secret.
 const (
 	ticketSuffix     = ".component.ticket"
@@ -94,12 +101,14 @@ func New(cfg Config, opts ...Option) (*Platform, error) {
 		p.store = defaultStore(p.log)
 	}
 	p.locker, _ = p.store.(wxtoken.Locker)
+	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if o.redis != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), persistenceCheck)
 		WarnIfNotPersistent(ctx, o.redis, p.log)
 		cancel()
 	}
 	if err := p.newClients(o); err != nil {
+		p.cancel()
 		return nil, err
 	}
 	return p, nil
@@ -205,6 +214,8 @@ func (p *Platform) Token(ctx context.Context, appID string) (string, error) {
 // including the last try of a refresh-token record whose save is being
 // retried. It is idempotent.
 func (p *Platform) Close() error {
+	p.cancel()
+	p.wg.Wait()
 	p.registry.Close()
 	p.preAuth.Close()
 	p.component.Close()
@@ -216,3 +227,6 @@ func (p *Platform) String() string { return "openplatform.Platform{" + p.appID +
 
 // authorizerKey is the store key of appID's record.
 func (p *Platform) authorizerKey(appID string) string { return p.appID + authorizerInfix + appID }
+
+// authorizedKey is the store key of the time appID last authorized the platform.
+func (p *Platform) authorizedKey(appID string) string { return p.appID + authorizedInfix + appID }

@@ -2,6 +2,8 @@ package openplatform_test
 
 import (
 	"context"
+	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"net/http"
 	"strings"
@@ -180,42 +182,53 @@ func TestAuthorizedEventSavesRecordBeforeSuccess(t *testing.T) {
 	})
 }
 
+// An unauthorized event: from the moment it is answered, this replica and
+// a restarted one get ErrNotAuthorized, never the tombstone's placeholder as
+// a token, with no upstream call; time passes between every step, so that
+// the tombstone is dated in the past, as in production.
 func TestUnauthorizedGivesNotAuthorizedWithoutUpstreamCalls(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		srv := wxtest.NewHandler()
-		store := wxtoken.NewMemoryStore()
-		p, _ := newPlatform(t, srv, store, component)
-		pushTicket(t, srv, p)
-		authorize(t, srv, p, merchant)
-		_, err := p.Token(t.Context(), merchant)
-		require.NoError(t, err)
+	for _, warm := range []bool{false, true} {
+		synctest.Test(t, func(t *testing.T) {
+			srv := wxtest.NewHandler()
+			store := wxtoken.NewMemoryStore()
+			p, _ := newPlatform(t, srv, store, component)
+			pushTicket(t, srv, p)
+			authorize(t, srv, p, merchant)
+			if warm {
+				_, err := p.Token(t.Context(), merchant)
+				require.NoError(t, err)
+			}
+			time.Sleep(time.Minute)
 
-		ev, err := srv.Unauthorize(wxtest.DefaultComponentAppID, merchant)
-		require.NoError(t, err)
-		status, body, err := srv.Deliver(p, ev)
-		require.NoError(t, err)
-		require.Equal(t, "success", body, status)
-		before := srv.PlatformCalls(wxtest.PathAuthorizerToken) + srv.PlatformCalls(wxtest.PathAuthorizerList)
+			ev, err := srv.Unauthorize(wxtest.DefaultComponentAppID, merchant)
+			require.NoError(t, err)
+			status, body, err := srv.Deliver(p, ev)
+			require.NoError(t, err)
+			require.Equal(t, "success", body, status)
+			before := srv.PlatformCalls(wxtest.PathAuthorizerToken) + srv.PlatformCalls(wxtest.PathAuthorizerList)
 
-		for range 3 {
+			for _, pause := range []time.Duration{0, 300 * time.Millisecond, time.Second, time.Minute} {
+				time.Sleep(pause)
+				tok, err := p.Token(t.Context(), merchant)
+				require.ErrorIs(t, err, openplatform.ErrNotAuthorized, "after %v: got %q", pause, tok)
+				var na *openplatform.NotAuthorizedError
+				require.ErrorAs(t, err, &na)
+				assert.Equal(t, merchant, na.AppID)
+				assert.True(t, wxtoken.IsPermanent(err))
+			}
+			// A restarted replica sees the tombstone in the Store too.
+			other, _ := newPlatform(t, srv, store, component)
+			tok, err := other.Token(t.Context(), merchant)
+			require.ErrorIs(t, err, openplatform.ErrNotAuthorized, "got %q", tok)
+			assert.Equal(t, before, srv.PlatformCalls(wxtest.PathAuthorizerToken)+srv.PlatformCalls(wxtest.PathAuthorizerList),
+				"no upstream calls for a gone authorizer")
+
+			time.Sleep(time.Minute)
+			authorize(t, srv, p, merchant) // authorizes again: the tombstone is lifted
 			_, err = p.Token(t.Context(), merchant)
-			require.ErrorIs(t, err, openplatform.ErrNotAuthorized)
-			var na *openplatform.NotAuthorizedError
-			require.ErrorAs(t, err, &na)
-			assert.Equal(t, merchant, na.AppID)
-			assert.True(t, wxtoken.IsPermanent(err))
-		}
-		// A restarted replica sees the tombstone in the Store too.
-		other, _ := newPlatform(t, srv, store, component)
-		_, err = other.Token(t.Context(), merchant)
-		require.ErrorIs(t, err, openplatform.ErrNotAuthorized)
-		assert.Equal(t, before, srv.PlatformCalls(wxtest.PathAuthorizerToken)+srv.PlatformCalls(wxtest.PathAuthorizerList),
-			"no upstream calls for a gone authorizer")
-
-		authorize(t, srv, p, merchant) // authorizes again: the tombstone is lifted
-		_, err = p.Token(t.Context(), merchant)
-		require.NoError(t, err)
-	})
+			require.NoError(t, err)
+		})
+	}
 }
 
 func TestTamperedOrReplayedPushChangesNothing(t *testing.T) {
@@ -371,20 +384,78 @@ func TestRotatedRefreshTokenRecoveredAfter61023(t *testing.T) {
 	})
 }
 
+// No level of an error's chain, following both Unwrap() error and
+// Unwrap() []error (a "%w: %w" join, as the 61005/61006 path makes), holds
+// the component secret or the verify ticket.
 func TestErrorsHoldNoSecret(t *testing.T) {
+	for _, code := range []int{-1, openplatform.CodeTicketExpired, openplatform.CodeTicketInvalid} {
+		synctest.Test(t, func(t *testing.T) {
+			srv := wxtest.NewHandler()
+			p, logs := newPlatform(t, srv, wxtoken.NewMemoryStore(), component)
+			ticket := pushTicket(t, srv, p)
+			srv.Inject(wxtest.FaultErrcode(code, "busy: "+wxtest.DefaultComponentSecret+" "+ticket).On(wxtest.PathComponentToken))
+			_, err := p.Component().Get(t.Context())
+			require.Error(t, err)
+			levels := 0
+			walkErrors(err, func(e error) {
+				levels++
+				assert.NotContains(t, e.Error(), wxtest.DefaultComponentSecret, "errcode %d", code)
+				assert.NotContains(t, e.Error(), ticket, "errcode %d", code)
+			})
+			var apiErr *wxtoken.APIError
+			require.ErrorAs(t, err, &apiErr, "the walk reaches WeChat's answer")
+			if code != -1 {
+				assert.Greater(t, levels, 2, "the join of ErrNoVerifyTicket and WeChat's answer is walked")
+			}
+			assert.NotContains(t, logs.String(), wxtest.DefaultComponentSecret)
+			assert.NotContains(t, logs.String(), ticket)
+			assert.NotContains(t, p.String(), wxtest.DefaultComponentSecret)
+		})
+	}
+}
+
+// walkErrors calls f on err and every error below it, through both forms
+// of Unwrap.
+func walkErrors(err error, f func(error)) {
+	if err == nil {
+		return
+	}
+	f(err)
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		walkErrors(u.Unwrap(), f)
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			walkErrors(e, f)
+		}
+	}
+}
+
+// An Event handed to OnEvent encodes to JSON and XML without its
+// decrypted XML, so without the verify ticket or authorization code.
+func TestEventEncodesWithoutCredentials(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv := wxtest.NewHandler()
-		p, logs := newPlatform(t, srv, wxtoken.NewMemoryStore(), component)
+		var events []openplatform.Event
+		cfg := component
+		cfg.OnEvent = func(ctx context.Context, ev openplatform.Event) { events = append(events, ev) }
+		p, _ := newPlatform(t, srv, wxtoken.NewMemoryStore(), cfg)
 		ticket := pushTicket(t, srv, p)
-		srv.Inject(wxtest.FaultErrcode(-1, "busy: "+wxtest.DefaultComponentSecret+" "+ticket).On(wxtest.PathComponentToken))
-		_, err := p.Component().Get(t.Context())
-		require.Error(t, err)
-		for e := err; e != nil; e = errors.Unwrap(e) {
-			assert.NotContains(t, e.Error(), wxtest.DefaultComponentSecret)
-			assert.NotContains(t, e.Error(), ticket)
+		ev, err := srv.Authorize(wxtest.DefaultComponentAppID, merchant, 1)
+		require.NoError(t, err)
+		deliverOK(t, srv, p, ev)
+		require.Len(t, events, 2)
+		for _, e := range events {
+			require.NotEmpty(t, e.Raw)
+			j, err := json.Marshal(e)
+			require.NoError(t, err)
+			x, err := xml.Marshal(e)
+			require.NoError(t, err)
+			for _, secret := range []string{ticket, ev.AuthorizationCode} {
+				assert.NotContains(t, string(j), secret)
+				assert.NotContains(t, string(x), secret)
+			}
 		}
-		assert.NotContains(t, logs.String(), wxtest.DefaultComponentSecret)
-		assert.NotContains(t, p.String(), wxtest.DefaultComponentSecret)
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,8 +15,9 @@ import (
 // Recovery timings.
 const (
 	// listReuse is how long a walk of the authorizer list answers the
-	// authorizers that need it (a 61023, a record without refresh token)
-	// before another walk: a burst of them costs one walk.
+	// authorizers whose record has no refresh token before another walk: a
+	// burst of them costs one walk. After a 61023 only a walk that started
+	// after the failing exchange will do.
 	listReuse = time.Minute
 	// listPage is the page size of api_get_authorizer_list, its maximum.
 	listPage = 500
@@ -24,6 +26,9 @@ const (
 	recoverMargin = time.Minute
 	// recoverLockWait bounds Recover's wait for one authorizer's lock.
 	recoverLockWait = 10 * time.Second
+	// walkTimeout bounds a walk of the list, which runs on a context of its
+	// own: the caller that started it may leave, the others still wait for it.
+	walkTimeout = 2 * time.Minute
 )
 
 // RecoverReport says what Recover changed.
@@ -32,6 +37,10 @@ type RecoverReport struct {
 	Restored []string // appids that had no refresh token stored, and now have the listed one
 	Replaced []string // appids whose stored refresh token differed from the listed one, replaced
 	Skipped  []string // appids left alone: a tombstone, a record newer than the list, or a lock not had in time
+	// Reauthorized lists the appids whose tombstone (an unauthorized event)
+	// is older than the authorization the list gives: the tombstone is
+	// lifted and the listed refresh token restored.
+	Reauthorized []string
 }
 
 // recovery is the one walk of the authorizer list at a time.
@@ -46,8 +55,14 @@ type listing struct {
 	done    chan struct{} // closed when the walk ended
 	started time.Time
 	ended   time.Time
-	refresh map[string]string // appid → refresh token
+	listed  map[string]listed // appid → what the list says of it
 	err     error
+}
+
+// listed is what the authorizer list says of one authorizer.
+type listed struct {
+	refresh    string
+	authorized time.Time // auth_time: when it last authorized the platform; zero when not given
 }
 
 // Recover walks api_get_authorizer_list (500 a page) and restores into the
@@ -56,15 +71,18 @@ type listing struct {
 // lost (deleted, a Redis without persistence restarted) or a rotated refresh
 // token was not saved. Each record is changed under the Store's lock of its
 // key, so that no exchange runs meanwhile. Tombstones (unauthorized) are left
-// alone. One walk runs at a time; a caller arriving during one shares it.
+// alone, unless the list shows an authorization newer than their
+// unauthorized event: then the listed refresh token replaces them. One walk
+// runs at a time; a caller arriving during one waits for it and shares the
+// next.
 func (p *Platform) Recover(ctx context.Context) (RecoverReport, error) {
-	l, err := p.walk(ctx, false)
+	l, err := p.walk(ctx, time.Now())
 	if err != nil {
 		return RecoverReport{}, err
 	}
-	rep := RecoverReport{Listed: len(l.refresh)}
-	for appID, refresh := range l.refresh {
-		changed, err := p.restore(ctx, appID, refresh, l.started)
+	rep := RecoverReport{Listed: len(l.listed)}
+	for appID, a := range l.listed {
+		changed, err := p.restore(ctx, appID, a, l.started)
 		switch {
 		case err != nil:
 			return rep, err
@@ -74,11 +92,13 @@ func (p *Platform) Recover(ctx context.Context) (RecoverReport, error) {
 			rep.Replaced = append(rep.Replaced, appID)
 		case changed == skipped:
 			rep.Skipped = append(rep.Skipped, appID)
+		case changed == reauthorized:
+			rep.Reauthorized = append(rep.Reauthorized, appID)
 		}
 	}
-	if len(rep.Restored)+len(rep.Replaced) > 0 {
+	if len(rep.Restored)+len(rep.Replaced)+len(rep.Reauthorized) > 0 {
 		p.log.Warn("openplatform: Recover restored refresh tokens from the authorizer list", "component", p.appID,
-			"restored", rep.Restored, "replaced", rep.Replaced)
+			"restored", rep.Restored, "replaced", rep.Replaced, "reauthorized", rep.Reauthorized)
 	}
 	return rep, nil
 }
@@ -90,11 +110,13 @@ const (
 	restored
 	replaced
 	skipped
+	reauthorized
 )
 
-// restore puts refresh, listed by a walk that started at listed, into
-// appID's record under its lock.
-func (p *Platform) restore(ctx context.Context, appID, refresh string, listed time.Time) (restoreOutcome, error) {
+// restore puts a's refresh token, listed by a walk that started at listed,
+// into appID's record under its lock.
+func (p *Platform) restore(ctx context.Context, appID string, a listed, listedAt time.Time) (restoreOutcome, error) {
+	refresh, listed := a.refresh, listedAt
 	key := p.authorizerKey(appID)
 	if p.locker != nil {
 		lctx, cancel := context.WithTimeout(ctx, recoverLockWait)
@@ -113,6 +135,8 @@ func (p *Platform) restore(ctx context.Context, appID, refresh string, listed ti
 	switch {
 	case err != nil && !errors.Is(err, wxtoken.ErrNotFound) && !errors.Is(err, wxtoken.ErrCorrupt):
 		return skipped, fmt.Errorf("openplatform: Recover: reading %s: %w", key, err)
+	case found && isTombstone(cur) && !a.authorized.IsZero() && !a.authorized.Before(cancelledAt(cur)):
+		return p.lift(ctx, appID, cur, a, listed)
 	case found && isTombstone(cur):
 		return skipped, nil
 	case found && cur.Refresh == refresh:
@@ -133,6 +157,28 @@ func (p *Platform) restore(ctx context.Context, appID, refresh string, listed ti
 	return restored, nil
 }
 
+// lift replaces the tombstone cur of appID, which an authorization newer
+// than its event supersedes, with a's refresh token; the caller holds the
+// key's lock.
+func (p *Platform) lift(ctx context.Context, appID string, cur wxtoken.Token, a listed, listedAt time.Time) (restoreOutcome, error) {
+	rec := recoveredRecord(cur, false, a.refresh, listedAt)
+	if !rec.CreateTime.After(cur.CreateTime) {
+		rec.CreateTime = cur.CreateTime.Add(time.Millisecond) // newer than the tombstone, for the Store
+	}
+	if err := p.noteAuthorized(ctx, appID, a.authorized); err != nil {
+		return skipped, err
+	}
+	err := p.store.Save(ctx, p.authorizerKey(appID), rec)
+	switch {
+	case errors.Is(err, wxtoken.ErrNewerToken):
+		return skipped, nil
+	case err != nil:
+		return skipped, wxtoken.ScrubError(fmt.Errorf("openplatform: Recover: saving %s: %w", appID, err), a.refresh)
+	}
+	p.registry.Forget(appID)
+	return reauthorized, nil
+}
+
 // recoveredRecord is the record that gives appID the listed refresh token:
 // the stored access token, if it still works, dated at the walk with its
 // lifetime shortened to match, so that it expires when it did; otherwise an
@@ -151,45 +197,86 @@ func recoveredRecord(cur wxtoken.Token, found bool, refresh string, listed time.
 }
 
 // listedRefresh returns the refresh token the authorizer list gives appID
-// ("" when it is not listed), from a walk of the last minute if there was one.
-func (p *Platform) listedRefresh(ctx context.Context, appID string) (string, error) {
-	l, err := p.walk(ctx, true)
+// ("" when it is not listed), from a walk that started at or after after:
+// one that started before may list a refresh token rotated since.
+func (p *Platform) listedRefresh(ctx context.Context, appID string, after time.Time) (string, error) {
+	l, err := p.walk(ctx, after)
 	if err != nil {
 		return "", err
 	}
-	return l.refresh[appID], nil
+	return l.listed[appID].refresh, nil
 }
 
-// walk returns a walk of the authorizer list: the one under way, or, when
-// reuse is set, one that ended less than listReuse ago, or a new one.
-func (p *Platform) walk(ctx context.Context, reuse bool) (*listing, error) {
+// walk returns a walk of the authorizer list that started at or after
+// after: the last one or the one under way, when it did, or a new one. A
+// walk runs on a goroutine and a context of its own (ctx's values, not its
+// cancellation, with walkTimeout), so that the caller that started it may
+// leave while others still wait for it; a failed walk is not reused.
+func (p *Platform) walk(ctx context.Context, after time.Time) (*listing, error) {
+	for {
+		l, err := p.pickWalk(ctx, after)
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case <-l.done:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("openplatform: waiting for the authorizer list: %w", context.Cause(ctx))
+		}
+		if !l.started.Before(after) {
+			return l, l.err
+		}
+		// A walk that was under way already: its list may be too old.
+	}
+}
+
+// pickWalk returns the walk to wait for: the one under way, the last one if
+// it started at or after after and did not fail, or a new one it starts.
+func (p *Platform) pickWalk(ctx context.Context, after time.Time) (*listing, error) {
 	r := &p.recovery
 	r.mu.Lock()
-	l := r.running
+	defer r.mu.Unlock()
 	switch {
-	case l != nil:
-	case reuse && r.last != nil && time.Since(r.last.ended) < listReuse:
-		l = r.last
-	default:
-		l = &listing{done: make(chan struct{}), started: time.Now()}
-		r.running = l
-		r.mu.Unlock()
-		l.refresh, l.err = p.list(ctx)
+	case r.running != nil:
+		return r.running, nil
+	case r.last != nil && !r.last.started.Before(after):
+		return r.last, nil
+	case p.ctx.Err() != nil:
+		return nil, wxtoken.ErrClosed
+	}
+	l := &listing{done: make(chan struct{}), started: time.Now()}
+	r.running = l
+	p.wg.Add(1)
+	go p.runWalk(context.WithoutCancel(ctx), l)
+	return l, nil
+}
+
+// runWalk walks the list for l and publishes it. A panic (in a user's
+// RoundTripper, say) becomes l's error: the walks after it still run.
+func (p *Platform) runWalk(ctx context.Context, l *listing) {
+	defer p.wg.Done()
+	ctx, cancel := context.WithTimeout(ctx, walkTimeout)
+	defer cancel()
+	stop := context.AfterFunc(p.ctx, cancel) // Close ends it
+	defer stop()
+	r := &p.recovery
+	defer func() {
+		if v := recover(); v != nil {
+			l.err = fmt.Errorf("openplatform: reading the authorizer list panicked: %s",
+				wxtoken.ScrubText(fmt.Sprint(v), p.secret()))
+			p.log.Error("openplatform: recovered from a panic while reading the authorizer list",
+				"component", p.appID, "err", l.err)
+		}
 		l.ended = time.Now()
 		r.mu.Lock()
 		r.running = nil
-		if l.err == nil { // a failed walk is not reused: the next caller tries again
+		if l.err == nil {
 			r.last = l
 		}
+		r.mu.Unlock()
 		close(l.done)
-	}
-	r.mu.Unlock()
-	select {
-	case <-l.done:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("openplatform: waiting for the authorizer list: %w", context.Cause(ctx))
-	}
-	return l, l.err
+	}()
+	l.listed, l.err = p.list(ctx)
 }
 
 // listAnswer is a page of api_get_authorizer_list.
@@ -203,8 +290,8 @@ type listAnswer struct {
 }
 
 // list reads the whole authorizer list, page by page.
-func (p *Platform) list(ctx context.Context) (map[string]string, error) {
-	out := map[string]string{}
+func (p *Platform) list(ctx context.Context) (map[string]listed, error) {
+	out := map[string]listed{}
 	for offset, pages := 0, 0; ; pages++ {
 		var page listAnswer
 		err := p.withComponentToken(ctx, func(ctok string) error {
@@ -217,7 +304,11 @@ func (p *Platform) list(ctx context.Context) (map[string]string, error) {
 		}
 		for _, a := range page.List {
 			if validAppID(a.AppID) && validRefresh(a.RefreshToken) {
-				out[a.AppID] = a.RefreshToken
+				l := listed{refresh: a.RefreshToken}
+				if a.AuthTime > 0 && a.AuthTime < 1<<40 {
+					l.authorized = time.Unix(a.AuthTime, 0)
+				}
+				out[a.AppID] = l
 			}
 		}
 		offset += len(page.List)
@@ -232,5 +323,5 @@ func (p *Platform) list(ctx context.Context) (map[string]string, error) {
 // validRefresh reports whether s can be a stored refresh token.
 func validRefresh(s string) bool {
 	return (wxtoken.Token{AccessToken: placeholderAccess, ExpiresIn: 1, CreateTime: time.Unix(1, 0), Refresh: s}).Validate() == nil &&
-		s != "" && s != tombstoneRefresh
+		s != "" && !strings.HasPrefix(s, tombstoneRefresh)
 }

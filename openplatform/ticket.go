@@ -36,34 +36,47 @@ func (p *Platform) saveTicket(ctx context.Context, ticket string, created time.T
 	case err != nil:
 		return false, wxtoken.ScrubError(fmt.Errorf("openplatform: saving the verify ticket: %w", err), ticket)
 	}
+	p.ticketArrived.Store(true)
 	return true, nil
 }
 
-// currentTicket returns the stored verify ticket while it works and WeChat
-// has not refused it.
-func (p *Platform) currentTicket(ctx context.Context) (string, error) {
+// refusedTicket marks a verify ticket record that WeChat refused (61005,
+// 61006): it replaces the ticket in the Store, dated just after it, so that
+// no replica, nor a restarted process, sends that ticket again, while the
+// next push, dated later, replaces it.
+const refusedTicket = "-refused-"
+
+// currentTicket returns the stored verify ticket record while it works and
+// WeChat has not refused it.
+func (p *Platform) currentTicket(ctx context.Context) (wxtoken.Token, error) {
 	rec, err := p.store.Load(ctx, p.appID+ticketSuffix)
 	if err != nil {
-		return "", err
+		return wxtoken.Token{}, err
 	}
 	p.ticketMu.Lock()
-	refused := rec.AccessToken == p.refusedTicket
+	refused := rec.AccessToken == p.refusedTicket || rec.AccessToken == refusedTicket
 	p.ticketMu.Unlock()
 	switch {
 	case refused:
-		return "", errors.New("WeChat refused the stored ticket")
+		return wxtoken.Token{}, errors.New("WeChat refused the stored ticket")
 	case !time.Now().Before(rec.ExpiresAt()):
-		return "", errors.New("the stored ticket is over 12 hours old")
+		return wxtoken.Token{}, errors.New("the stored ticket is over 12 hours old")
 	}
-	return rec.AccessToken, nil
+	return rec, nil
 }
 
-// refuseTicket remembers that WeChat refused ticket (61005, 61006), so that
-// it is not sent again; the next push replaces it.
-func (p *Platform) refuseTicket(ticket string) {
+// refuseTicket records that WeChat refused the ticket of rec (61005, 61006),
+// in the Store and in this process (should the Store fail), so that it is
+// not sent again; the next push replaces it.
+func (p *Platform) refuseTicket(ctx context.Context, rec wxtoken.Token) {
 	p.ticketMu.Lock()
-	p.refusedTicket = ticket
+	p.refusedTicket = rec.AccessToken
 	p.ticketMu.Unlock()
+	mark := wxtoken.Token{AccessToken: refusedTicket, ExpiresIn: rec.ExpiresIn, CreateTime: rec.CreateTime.Add(time.Millisecond)}
+	if err := p.store.Save(ctx, p.appID+ticketSuffix, mark); err != nil && !errors.Is(err, wxtoken.ErrNewerToken) {
+		p.log.Warn("openplatform: recording WeChat's refusal of the verify ticket in the store failed; other replicas may send it again",
+			"component", p.appID, "err", err)
+	}
 }
 
 // askForTicket calls api_start_push_ticket, at most once per push interval
