@@ -17,7 +17,6 @@ import (
 type pushedSource struct {
 	input    atomic.Bool // the input is there (in the Store, say)
 	arrived  atomic.Bool // it arrived in this process since the last Fetch
-	local    bool        // implements InputArrived
 	attempts atomic.Int64
 	upstream atomic.Int64
 }
