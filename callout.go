@@ -23,6 +23,28 @@ import (
 // scrub names tokens the call handles that a panic's value may quote and the
 // Client may not know yet (a token being saved, the Store's refresh token).
 func callout[T any](ctx context.Context, c *Client, what string, f func(context.Context) (T, error), abandoned func(T), scrub ...string) (T, error) {
+	var after afterGivingUp[T]
+	if abandoned != nil {
+		after.late = func(v T, err error) {
+			if err == nil {
+				abandoned(v)
+			}
+		}
+	}
+	return calloutTracked(ctx, c, what, f, after, scrub...)
+}
+
+// afterGivingUp says what becomes of a call the caller gave up on: gaveUp
+// runs as the caller gives up, before the call can end; late gets the call's
+// result, success or failure, when it ends. Either may be nil.
+type afterGivingUp[T any] struct {
+	gaveUp func()
+	late   func(T, error)
+}
+
+// calloutTracked is callout for a call whose fate matters after the caller
+// gave up on it: a Save that may still land.
+func calloutTracked[T any](ctx context.Context, c *Client, what string, f func(context.Context) (T, error), after afterGivingUp[T], scrub ...string) (T, error) {
 	type result struct {
 		v   T
 		err error
@@ -48,8 +70,8 @@ func callout[T any](ctx context.Context, c *Client, what string, f func(context.
 			done <- r
 		}
 		mu.Unlock()
-		if late && abandoned != nil && r.err == nil {
-			abandoned(r.v)
+		if late && after.late != nil {
+			after.late(r.v, r.err)
 		}
 	}()
 	select {
@@ -64,6 +86,9 @@ func callout[T any](ctx context.Context, c *Client, what string, f func(context.
 		return r.v, r.err
 	default:
 		gaveUp = true
+		if after.gaveUp != nil {
+			after.gaveUp()
+		}
 	}
 	var zero T
 	return zero, fmt.Errorf("wxtoken: %s did not return in time: %w", what, context.Cause(ctx))
@@ -106,8 +131,10 @@ func (c *Client) loadStore(ctx context.Context, key string) (Token, error) {
 	return tok, err
 }
 
-// saveStore saves tok. A panic in Save scrubs tok from its text too: tok may
-// not be cached yet.
+// saveStore saves tok under key within the store timeout: a record a caller
+// waits for (a force-refresh booking) or one that a failure costs nothing
+// (the cached token put back into an empty Store). A panic in Save scrubs tok
+// from its text too: tok may not be cached yet.
 func (c *Client) saveStore(ctx context.Context, key string, tok Token) error {
 	ctx, cancel := c.storeContext(ctx)
 	defer cancel()
@@ -115,11 +142,50 @@ func (c *Client) saveStore(ctx context.Context, key string, tok Token) error {
 	_, err := callout(ctx, c, "Store.Save", func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, c.store.Save(ctx, key, tok)
 	}, nil, tok.AccessToken, tok.Refresh)
-	if err != nil {
-		err = redactor{tokenRedaction(tok.AccessToken), tokenRedaction(tok.Refresh)}.err(err)
-	}
+	err = redactSaved(err, tok)
 	c.observeSince(EventStoreSave, start, err)
 	return err
+}
+
+// saveRecord saves tok, the Client's own record, within the save timeout:
+// with lk's SaveUnlock when lk is a LockLoader's lock (one call saves and
+// releases it), else with Save. Nobody waits for it: the waiters have tok.
+//
+// A call that outlasts the timeout is abandoned, not forgotten: the save
+// queue marks tok in flight until the call ends, and saves it again if the
+// call failed, so that no two of the queue's saves of one key run at once
+// and a Save that landed late is not repeated.
+func (c *Client) saveRecord(ctx context.Context, tok Token, lk *storeLock) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.saveTimeout)
+	defer cancel()
+	what, save := "Store.Save", func(ctx context.Context) error { return c.store.Save(ctx, c.key, tok) }
+	if lk != nil && lk.held != nil {
+		lk.saved = true // released whatever the outcome; else it lapses with its lease
+		what, save = "StoreLock.SaveUnlock", func(ctx context.Context) error { return lk.held.SaveUnlock(ctx, tok) }
+	}
+	start := time.Now()
+	after := afterGivingUp[struct{}]{
+		gaveUp: func() { c.saves.abandoned(c, tok) },
+		late: func(_ struct{}, err error) {
+			err = redactSaved(err, tok)
+			c.observeSince(EventStoreSave, start, err) // the late outcome, with the whole duration
+			c.saves.lateEnded(c, tok, err)
+		},
+	}
+	_, err := calloutTracked(ctx, c, what, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, save(ctx)
+	}, after, tok.AccessToken, tok.Refresh)
+	err = redactSaved(err, tok)
+	c.observeSince(EventStoreSave, start, err)
+	return err
+}
+
+// redactSaved scrubs a failed save's error of the token it saved.
+func redactSaved(err error, tok Token) error {
+	if err == nil {
+		return nil
+	}
+	return redactor{tokenRedaction(tok.AccessToken), tokenRedaction(tok.Refresh)}.err(err)
 }
 
 // storeLock is the Store's lock on the Client's key while it is held: taken
@@ -169,23 +235,6 @@ func (c *Client) lockStore(ctx context.Context) (*storeLock, error) {
 	}
 	c.observeSince(EventLockWait, start, err)
 	return lk, err
-}
-
-// saveUnlockStore saves tok and releases the LockLoader's lock lk in one
-// call, within the store timeout.
-func (c *Client) saveUnlockStore(ctx context.Context, lk *storeLock, tok Token) error {
-	ctx, cancel := c.storeContext(ctx)
-	defer cancel()
-	start := time.Now()
-	lk.saved = true // released whatever the outcome; else it lapses with its lease
-	_, err := callout(ctx, c, "StoreLock.SaveUnlock", func(ctx context.Context) (struct{}, error) {
-		return struct{}{}, lk.held.SaveUnlock(ctx, tok)
-	}, nil, tok.AccessToken, tok.Refresh)
-	if err != nil {
-		err = redactor{tokenRedaction(tok.AccessToken), tokenRedaction(tok.Refresh)}.err(err)
-	}
-	c.observeSince(EventStoreSave, start, err)
-	return err
 }
 
 // unlockStore releases a lock within the store timeout, whatever ctx the

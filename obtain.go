@@ -280,30 +280,35 @@ func (c *Client) fetchCounted(ctx context.Context, req FetchRequest) (Token, err
 }
 
 // save persists tok, which the waiters already have, releasing lk with the
-// same call when lk is a LockLoader's. A Store that holds a
-// newer token keeps it, and the cache moves to that one; a Store that fails is
-// logged and the token served from memory.
+// same call when lk is a LockLoader's. A Store that holds a newer token keeps
+// it, and the cache moves to that one; a Save that fails or outlasts the save
+// timeout leaves tok served from memory and queued for another try.
 func (c *Client) save(tok Token, req request, lk *storeLock) {
 	// Not cancelled by Close, which waits for it: a process that closes its
 	// Client right after its first Get (a command line tool) keeps the token.
 	ctx := context.WithoutCancel(c.ctx)
-	var err error
-	if lk != nil && lk.held != nil {
-		err = c.saveUnlockStore(ctx, lk, tok) // one round trip for both
-	} else {
-		err = c.saveStore(ctx, c.key, tok)
-	}
+	err := c.saveRecord(ctx, tok, lk)
 	switch {
 	case err == nil:
+		c.saves.saved(c, tok)
 	case errors.Is(err, ErrNewerToken):
-		if newer, ok := c.reload(ctx, req); ok {
-			c.mu.Lock()
-			if !c.closed {
-				c.publishLocked(newer, time.Now())
-			}
-			c.mu.Unlock()
-		}
+		c.saves.saved(c, tok)
+		c.adoptNewer(ctx, req)
 	default:
 		c.saveFailed(tok, err)
+	}
+}
+
+// adoptNewer moves the cache to the newer token the Store kept instead of
+// the one the Client saved, if it serves req.
+func (c *Client) adoptNewer(ctx context.Context, req request) {
+	newer, ok := c.reload(ctx, req)
+	if !ok {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed {
+		c.publishLocked(newer, time.Now())
 	}
 }

@@ -18,6 +18,7 @@ const (
 	DefaultRejectGuard   = 10 * time.Second
 	DefaultLockLease     = 15 * time.Second
 	DefaultStoreTimeout  = time.Second
+	DefaultSaveTimeout   = 5 * time.Second
 )
 
 // An Option configures a Client in New.
@@ -38,6 +39,7 @@ type config struct {
 	rejectGuard   time.Duration
 	lockLease     time.Duration
 	storeTimeout  time.Duration
+	saveTimeout   time.Duration
 	minRenew      time.Duration
 	lookupRetry   time.Duration // Registry only
 	evictIdle     time.Duration // Registry only
@@ -56,6 +58,7 @@ func defaultConfig() config {
 		rejectGuard:   DefaultRejectGuard,
 		lockLease:     DefaultLockLease,
 		storeTimeout:  DefaultStoreTimeout,
+		saveTimeout:   DefaultSaveTimeout,
 		minRenew:      DefaultMinRenewInterval,
 		lookupRetry:   DefaultLookupRetry,
 	}
@@ -145,14 +148,28 @@ func WithRejectGuard(d time.Duration) Option { return func(c *config) { c.reject
 // delay the others. The default is DefaultLockLease.
 func WithLockLease(d time.Duration) Option { return func(c *config) { c.lockLease = d } }
 
-// WithStoreTimeout bounds each Load and Save of the Store, and each release of
-// its lock, so that a Store that hangs (an unreachable Redis, a stopped server)
+// WithStoreTimeout bounds each Load of the Store, and each release of its
+// lock, so that a Store that hangs (an unreachable Redis, a stopped server)
 // costs a caller at most about that long before the Client falls back to what
 // it has: a cold caller then fetches without the Store, a Client with a valid
 // token keeps serving it and tries again later. Waiting for the lock itself is
 // bounded by the fetch timeout, since another process may hold it for a whole
 // fetch. The default is DefaultStoreTimeout.
 func WithStoreTimeout(d time.Duration) Option { return func(c *config) { c.storeTimeout = d } }
+
+// WithSaveTimeout bounds each attempt to save a token the Client obtained
+// (Save, or a LockLoader's SaveUnlock). Saves run after the callers got the
+// token, so a longer bound costs no caller any latency; it keeps the Store's
+// lock held while the save lasts, so that another process waiting for the
+// lock reads the saved token instead of fetching its own. A save that fails
+// or outlasts d is not dropped: it is tried again in the background, with
+// backoff, until the Store takes it, holds a newer token, a newer token of
+// the Client supersedes it, or it expires (a record with a refresh token
+// never expires so). Close waits for saves under way, then gives the pending
+// ones one last try, each step for at most d. The default is
+// DefaultSaveTimeout, a few times the slowest FileStore save measured with 64
+// saves at once on a busy disk (about 2 s).
+func WithSaveTimeout(d time.Duration) Option { return func(c *config) { c.saveTimeout = d } }
 
 // WithObserver sets an Observer that is told of every fetch, Store call, lock
 // wait, caller's wait, rejection and failure-gate change, for metrics and

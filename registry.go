@@ -447,8 +447,7 @@ func (r *Registry) Close() error {
 			c.stop()
 		}
 	}
-	r.sh.cancel()
-	r.sh.wg.Wait()
+	r.sh.endWork()
 	// Runs that were under way may have ended after their key was stopped
 	// but before the context was cancelled: nothing of theirs is left.
 	return nil

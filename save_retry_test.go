@@ -69,7 +69,9 @@ func TestFailedSaveOfRefreshRecordIsRetried(t *testing.T) {
 		_, err = store.Load(t.Context(), "acct.authorizer")
 		require.ErrorIs(t, err, ErrNotFound, "the first save failed")
 
-		time.Sleep(saveRetryBase + 2*saveRetryBase + 4*saveRetryBase) // fake time: three retries
+		// Fake time: three retries after 1 s, 2 s and 4 s, each stretched by up
+		// to half again.
+		time.Sleep(3 * (saveRetryBase + 2*saveRetryBase + 4*saveRetryBase) / 2)
 		synctest.Wait()
 		saved, err := store.Load(t.Context(), "acct.authorizer")
 		require.NoError(t, err)

@@ -200,6 +200,8 @@ type shared struct {
 	cancel context.CancelFunc
 	wg     *sync.WaitGroup // background work that Close waits for
 
+	saves *saveQueue // saves to try again; a Registry's keys share one
+
 	feed *storeFeed // the Store's change feed, when it is a Watcher; nil else
 	// parentStore: a Registry key's configuration of its own that kept the
 	// Registry's Store, so that the Registry's batches and feed cover it.
@@ -219,10 +221,11 @@ func newShared(cfg config, parent *shared) *shared {
 	}
 	sh.locker, _ = sh.store.(Locker)
 	if parent != nil {
-		sh.ctx, sh.cancel, sh.wg = parent.ctx, parent.cancel, parent.wg
+		sh.ctx, sh.cancel, sh.wg, sh.saves = parent.ctx, parent.cancel, parent.wg, parent.saves
 	} else {
 		sh.ctx, sh.cancel = context.WithCancel(context.Background())
 		sh.wg = new(sync.WaitGroup)
+		sh.saves = newSaveQueue()
 	}
 	return sh
 }
@@ -401,8 +404,7 @@ func (c *Client) Close() error {
 	if !c.stop() {
 		return nil
 	}
-	c.cancel()
-	c.wg.Wait()
+	c.endWork()
 	return nil
 }
 
@@ -521,8 +523,8 @@ func (cfg *config) normalize() error {
 		return errors.New("wxtoken: lock lease must be positive")
 	case cfg.storeSync < 0, cfg.rejectGuard < 0:
 		return errors.New("wxtoken: negative store sync interval or reject guard")
-	case cfg.storeTimeout <= 0:
-		return errors.New("wxtoken: store timeout must be positive")
+	case cfg.storeTimeout <= 0, cfg.saveTimeout <= 0:
+		return errors.New("wxtoken: store and save timeouts must be positive")
 	case cfg.minRenew < 0, cfg.lookupRetry < 0, cfg.evictIdle < 0:
 		return errors.New("wxtoken: negative renewal floor, lookup retry or eviction time")
 	}
