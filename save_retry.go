@@ -90,22 +90,23 @@ func (q *saveQueue) add(sh *shared, c *Client, tok Token) bool {
 	if q.closed {
 		return false
 	}
-	e := q.entryLocked(c, tok)
+	e := q.entryLocked(c, tok, true)
 	q.readyLocked(e)
 	q.startLocked(sh)
 	return true
 }
 
 // entryLocked returns c's pending entry, made to hold tok unless it holds a
-// newer token.
-func (q *saveQueue) entryLocked(c *Client, tok Token) *pendingSave {
+// newer token, or one as old when latest is false (tok is then not the
+// Client's latest token but one whose call was abandoned).
+func (q *saveQueue) entryLocked(c *Client, tok Token, latest bool) *pendingSave {
 	e := q.pending[c]
 	if e == nil {
 		e = &pendingSave{c: c, tok: tok}
 		q.pending[c] = e
 		q.size.Add(1)
 	}
-	if tok.CreateTime.After(e.tok.CreateTime) {
+	if tok.CreateTime.After(e.tok.CreateTime) || (latest && tok.CreateTime.Equal(e.tok.CreateTime)) {
 		e.tok = tok
 	}
 	return e
@@ -162,7 +163,7 @@ func (q *saveQueue) abandoned(c *Client, tok Token) {
 	if q.closed {
 		return
 	}
-	q.entryLocked(c, tok).inFlight++
+	q.entryLocked(c, tok, false).inFlight++
 }
 
 // lateEnded takes the outcome of an abandoned call saving tok for c: landed,
