@@ -140,22 +140,29 @@ func TestRegistryRenewsManyKeysOnFileStore(t *testing.T) {
 	n := fsScaleKeys() / 4 // 25,000, 5,000, or 2,500 under -short
 	s := newTestFileStore(t)
 	var fetches atomic.Int64
-	var mu sync.Mutex
-	failedSaves := map[string]Event{} // the engine's saves that did not succeed, by key
+	var (
+		mu        sync.Mutex
+		lastSave  = map[string]Event{} // the outcome of each key's last save, late ones included
+		latencies fsLatencies
+		failures  int
+	)
 	obs := ObserverFunc(func(e Event) {
-		if e.Kind == EventStoreSave && e.Outcome != OutcomeOK {
-			mu.Lock()
-			failedSaves[e.Key] = e
-			mu.Unlock()
+		if e.Kind != EventStoreSave {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		lastSave[e.Key] = e
+		latencies = append(latencies, e.Duration)
+		if e.Outcome != OutcomeOK {
+			failures++
 		}
 	})
+	// The default store and save timeouts: 64 saves at once on a disk other
+	// test runs share take up to about 3 s each here.
 	r, err := NewRegistry(func(ctx context.Context, key string) (Source, error) {
 		return &keyedSource{key: key, fetches: &fetches, life: 7200}, nil
-	}, WithStore(s), WithLogger(quietLogger()), WithRejectGuard(0), WithObserver(obs),
-		// 64 saves at once on a disk other test runs share take up to 2 s
-		// each here; a Save the Client gives up on keeps running, so the
-		// default 1 s would pile saves up instead of measuring them.
-		WithStoreTimeout(time.Minute))
+	}, WithStore(s), WithLogger(quietLogger()), WithRejectGuard(0), WithObserver(obs))
 	require.NoError(t, err)
 	defer r.Close()
 	ctx := context.Background()
@@ -184,6 +191,8 @@ func TestRegistryRenewsManyKeysOnFileStore(t *testing.T) {
 	t.Logf("renewing all %d keys through a Registry on a FileStore from %d goroutines: %v, saved after %v (%.0f renewals/s)",
 		n, fsScaleSavers, took, saved, float64(n)/saved.Seconds())
 	assert.Equal(t, int64(2*n), fetches.Load(), "one fetch per key per renewal")
+	slices.Sort(latencies)
+	t.Logf("the engine's %d save calls: %v; %d did not succeed (then tried again)", len(latencies), latencies, failures)
 
 	keys := make([]string, n)
 	for i := range keys {
@@ -191,27 +200,28 @@ func TestRegistryRenewsManyKeysOnFileStore(t *testing.T) {
 	}
 	got, err := s.LoadMany(ctx, keys)
 	require.NoError(t, err)
-	// A save the engine gave up on (it serves the token from memory) may leave
-	// the previous record; one it saw succeed must be the renewed token.
+	// A save that failed or outlasted the save timeout is tried again, and
+	// Close gives the pending ones a last try: a record may keep the previous
+	// token only if the key's last save, that try, failed too (a disk slower
+	// than the save timeout twice over; Close logs it). One whose last save
+	// succeeded must hold the renewed token.
 	stale, unexplained := 0, 0
 	for i, res := range got {
 		if res.Err == nil && res.Token.AccessToken == current[i] {
 			continue
 		}
 		stale++
-		if e, ok := failedSaves[keys[i]]; ok {
+		if e := lastSave[keys[i]]; e.Outcome != OutcomeOK && e.Outcome != 0 {
 			if stale <= 3 {
-				t.Logf("key %s: the engine's save ended %v after %v: %v", keys[i], e.Outcome, e.Duration, e.Err)
+				t.Logf("key %s: the engine's last save ended %v after %v: %v", keys[i], e.Outcome, e.Duration, e.Err)
 			}
 			continue
 		}
 		if unexplained++; unexplained <= 3 {
-			t.Errorf("key %s: stored %q, %v; renewed %q, and no failed save", keys[i], res.Token.AccessToken, res.Err, current[i])
+			t.Errorf("key %s: stored %q, %v; renewed %q, and its last save succeeded", keys[i], res.Token.AccessToken, res.Err, current[i])
 		}
 	}
-	if stale > 0 {
-		t.Logf("%d of %d keys kept their previous record: the engine gave up their saves", stale, n)
-	}
+	t.Logf("%d of %d keys kept their previous record", stale, n)
 	assert.Zero(t, unexplained, "records that lost a save the engine saw succeed")
 }
 
