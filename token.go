@@ -390,9 +390,10 @@ func (c *Client) invalidate(ctx context.Context, bad string) (tok string, cached
 	return "", false, fmt.Errorf("%w (token %s)", ErrRejectedTooSoon, fingerprint(bad))
 }
 
-// Close stops the background renewal and waits for work under way to end.
-// Callers waiting for a fetch get ErrClosed, and so does every later call. Close
-// is idempotent and always returns nil.
+// Close stops the background renewal and waits for work under way to end,
+// saves included; tokens whose save failed get one last try, bounded by the
+// save timeout (WithSaveTimeout). Callers waiting for a fetch get ErrClosed,
+// and so does every later call. Close is idempotent and always returns nil.
 //
 // A Client obtained from a Registry is a handle on it: its Close forgets the
 // key (Registry.Forget), and the Registry's Close stops everything.
