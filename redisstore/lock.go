@@ -161,8 +161,10 @@ func (h *held) Unlock(ctx context.Context) error {
 // SaveUnlock saves tok as Save does and releases the lock, in one script
 // while the record is the one LockLoad read. When another writer changed it
 // meanwhile (a process that saved without the lock), Save's compare-and-set
-// decides and the lock is released after. The lock is released in every case
-// where Redis answers; after SaveUnlock, Unlock does nothing.
+// decides while the lock is still held, and the lock is released after. The
+// lock is released in every case, a failed save included, unless Redis cannot
+// be reached (it then lapses with its lease); after SaveUnlock, Unlock does
+// nothing.
 func (h *held) SaveUnlock(ctx context.Context, tok wxtoken.Token) error {
 	s := h.s
 	if h.released.Swap(true) {
@@ -192,8 +194,11 @@ func (h *held) saveUnlock(ctx context.Context, tok wxtoken.Token, raw string, tt
 	}
 	mode, want := h.rec.swapMode()
 	wrote, err := s.saveUnl.Run(ctx, s.rdb, []string{tk, lk}, mode, want, raw, ttl, s.channel(), h.key, h.owner).Int()
-	if err != nil || wrote == 1 {
-		return err
+	switch {
+	case err != nil: // the script may have failed before its release
+		return errors.Join(err, release())
+	case wrote == 1:
+		return nil
 	}
 	return errors.Join(s.save(ctx, h.key, tok, raw, ttl), release())
 }

@@ -26,7 +26,12 @@ return redis.call('GET', KEYS[1])
 // bytes), "wrongtype" (not a string) or "equal" (exactly the bytes want). The
 // length is compared first so that a value that grew huge meanwhile is never
 // copied into the script. A write is announced with PUBLISH channel msg, in the
-// same script, so that no Save goes unannounced; channel is never empty.
+// same script, so that no Save goes unannounced; channel is never empty. The
+// announcement is best effort, called with pcall and its error ignored: a
+// script cannot undo its SET, so a PUBLISH that fails (an ACL user without
+// the channel, Redis 7's acl-pubsub-default resetchannels) must not turn a
+// stored record into a failed Save. Watchers miss that change; the engine's
+// slow safety re-read picks it up.
 const luaSwapFunc = `
 local function swap(k, mode, want, raw, ttl, channel, msg)
   if mode == 'absent' then
@@ -46,7 +51,7 @@ local function swap(k, mode, want, raw, ttl, channel, msg)
   else
     redis.call('SET', k, raw, 'PX', ttl)
   end
-  redis.call('PUBLISH', channel, msg)
+  redis.pcall('PUBLISH', channel, msg)
   return 1
 end
 `
@@ -59,11 +64,13 @@ return swap(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 
 // luaSaveUnlock is luaSwap on the token key KEYS[1] followed by the release
 // of the lock KEYS[2] while it still holds the owner ARGV[7], in one round
-// trip: the second half of a renewal. It returns what swap returned; the lock
-// is released either way.
+// trip: the second half of a renewal. It returns what swap returned. The lock
+// is released only when swap wrote: when the record had changed, the caller
+// still holds the lock while Save's compare-and-set decides, so that no other
+// replica takes it, reads the old record and fetches a duplicate.
 const luaSaveUnlock = luaSwapFunc + `
 local wrote = swap(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
-if redis.call('GET', KEYS[2]) == ARGV[7] then
+if wrote == 1 and redis.call('GET', KEYS[2]) == ARGV[7] then
   redis.call('DEL', KEYS[2])
 end
 return wrote
