@@ -68,13 +68,16 @@ type watcher struct{ notify func(wxtoken.StoreChange) }
 // which ends once every watcher's ctx has. When the connection is lost (a
 // Redis restart, a failover, a network cut; a silent connection is pinged
 // after 30 s), the Store subscribes again, with backoff, and then notifies
-// every watcher with Resync set. A message that is not a wxtoken key is
-// ignored. notify is called from one goroutine, for one watcher after the
-// other; a panic in it is recovered.
+// every watcher with Resync set. On a *redis.Ring, Watch reports
+// errors.ErrUnsupported, as with the feed off. A message that is not a
+// wxtoken key is ignored. notify is called from one goroutine, for one
+// watcher after the other; a panic in it is recovered.
 func (s *Store) Watch(ctx context.Context, notify func(wxtoken.StoreChange)) error {
 	switch {
 	case !s.feedOn:
 		return fmt.Errorf("redisstore: watch: %w: the change feed is off (WithChangeFeed)", errors.ErrUnsupported)
+	case s.onRing():
+		return fmt.Errorf("redisstore: watch: %w: a redis.Ring subscribes on one shard but Saves publish on every shard", errors.ErrUnsupported)
 	case notify == nil:
 		return errors.New("redisstore: watch: nil notify")
 	}
@@ -99,6 +102,15 @@ func (s *Store) Watch(ctx context.Context, notify func(wxtoken.StoreChange)) err
 	h.watchers[w] = struct{}{}
 	context.AfterFunc(ctx, func() { s.unwatch(w) })
 	return nil
+}
+
+// onRing reports whether the Store's client is a redis.Ring. Its Subscribe
+// picks one shard by the channel's name, while each Save publishes on the
+// shard of its token key: a feed on it would hear a fraction of the Saves
+// and claim to be up.
+func (s *Store) onRing() bool {
+	_, ok := s.rdb.(*redis.Ring)
+	return ok
 }
 
 // unwatch drops w, and ends the subscription when it was the last watcher.

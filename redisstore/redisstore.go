@@ -76,7 +76,11 @@
 // subscription per Store, shared by every Watch, resubscribed after a lost
 // connection (then every watcher is told to resynchronize); a Client or
 // Registry on it re-reads a key when it changes instead of every key
-// periodically. PUBLISH reaches every node of a Cluster.
+// periodically. PUBLISH reaches every node of a Cluster. The feed works on a
+// *redis.Client (standalone, or the failover client of Sentinel) and a
+// *redis.ClusterClient; on a *redis.Ring, whose shards do not share their
+// messages, Watch reports errors.ErrUnsupported and the engine re-reads
+// periodically.
 //
 // # Rolling deploys
 //

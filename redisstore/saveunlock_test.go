@@ -153,3 +153,23 @@ func TestSaveUnlockHoldsTheLockThroughItsFallback(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "tok-a", got.AccessToken)
 }
+
+// On a redis.Ring the feed would hear only the Saves of the shard its
+// channel hashes to while claiming to be up: Watch refuses, so that the
+// engine keeps re-reading periodically, and no subscription is opened.
+func TestWatchOnARingIsUnsupported(t *testing.T) {
+	t.Parallel()
+	a, b := redistest.Start(t), redistest.Start(t)
+	ring := redis.NewRing(&redis.RingOptions{
+		Addrs:      map[string]string{"a": a.Addr(), "b": b.Addr()},
+		MaxRetries: -1,
+	})
+	t.Cleanup(func() { _ = ring.Close() })
+	st := New(ring, WithChangeFeed())
+	err := st.Watch(t.Context(), func(wxtoken.StoreChange) {})
+	require.ErrorIs(t, err, errors.ErrUnsupported)
+	for _, srv := range []*redistest.Server{a, b} {
+		assert.Zero(t, numSub(t, srv.NewClient(t), st.channel()), "no subscription on %s", srv.Addr())
+	}
+	require.NoError(t, st.Save(t.Context(), "k", tokenAt(time.Now(), "tok-1")), "the Store works otherwise")
+}
