@@ -308,7 +308,11 @@ func (s *FileStore) writeAtomic(key, path string, tok Token) (err error) {
 	if err = os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("wxtoken: file store: save %s: %w", key, err)
 	}
-	s.syncer.sync()
+	if err := s.syncer.sync(); err != nil {
+		// The record is in place, but a crash may lose it: the caller must
+		// not count on it.
+		return fmt.Errorf("wxtoken: file store: save %s: sync folder: %w", key, err)
+	}
 	return nil
 }
 

@@ -35,3 +35,9 @@ func openRegular(path string) (*os.File, error) {
 // tightenDir does nothing: without Unix permissions, a folder's mode bits say
 // nothing about who may read it.
 func tightenDir(string) error { return nil }
+
+// dirSyncUnsupported reports whether err, from the fsync of a folder, means
+// that the system cannot sync folders rather than that the sync failed.
+// Outside Unix (Windows) a folder cannot be synced at all: every such error
+// is that.
+func dirSyncUnsupported(error) bool { return true }

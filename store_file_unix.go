@@ -108,3 +108,10 @@ func tightenDir(dir string) error {
 	}
 	return nil
 }
+
+// dirSyncUnsupported reports whether err, from the fsync of a folder, means
+// that the file system cannot sync folders (some network and FUSE file
+// systems), rather than that the sync failed.
+func dirSyncUnsupported(err error) bool {
+	return errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOTSUP)
+}
