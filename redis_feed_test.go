@@ -176,11 +176,19 @@ func TestRedisIdleRegistryCommandsPerMinute(t *testing.T) {
 	})
 }
 
-// With the change feed on, an idle Registry sends Redis nothing, even with a
-// store sync of a second (without the feed: every key a second).
-func TestRedisFeedIdleRegistryReadsNothing(t *testing.T) {
+// With the change feed on, an idle Registry sends Redis only the safety
+// re-read: each key once every 10 store-sync intervals, a wheel slot at a
+// time (24 of the 240 slots a round), one LoadMany each. With a store sync of
+// a second that is 72 LoadMany calls in 3 s at most (without the feed: 720).
+// At the default 4 min it is 6 a minute for up to 120,000 keys (a slot holds
+// 500 at most then), far under 1,000.
+func TestRedisFeedIdleRegistrySafetyReread(t *testing.T) {
 	t.Parallel()
-	const n = 5000
+	const (
+		n             = 5000
+		slots, rounds = 240, 10 // the wheel's slots; intervals between safety re-reads of a key
+		idleFor       = 3       // store-sync intervals
+	)
 	rs := redistest.Start(t)
 	rdb, rt := countedClient(t, rs)
 	keys := populate(t, rs.NewClient(t), redisstore.DefaultPrefix, n)
@@ -197,11 +205,15 @@ func TestRedisFeedIdleRegistryReadsNothing(t *testing.T) {
 		return err == nil && subs[redisstore.DefaultPrefix+"changed"] == 1
 	}, 10*time.Second, 5*time.Millisecond)
 	before := rt.cmds.Load()
-	idle := time.NewTimer(3 * time.Second) // three store-sync intervals
+	idle := time.NewTimer(idleFor * time.Second)
 	<-idle.C
 	sent := rt.cmds.Load() - before
-	t.Logf("%d keys, feed up, 3 s idle with a 1 s store sync: %d commands sent (periodic reads would be %d)", n, sent, 3*n/500)
-	assert.LessOrEqual(t, sent, int64(2), "nothing read while idle")
+	const most = idleFor*slots/rounds + 2 // the safety ticks, and a tick's slack at either end
+	perMinute := float64(slots/rounds) / 4 * float64((100_000/slots+499)/500)
+	t.Logf("%d keys, feed up, %d s idle with a 1 s store sync: %d commands sent (at most %d; periodic reads would be %d); "+
+		"at 100,000 keys and the default 4 min: %.0f LoadMany calls a minute", n, idleFor, sent, most, idleFor*slots, perMinute)
+	assert.LessOrEqual(t, sent, int64(most), "only the safety re-read while idle")
+	assert.LessOrEqual(t, perMinute, 1000.0)
 	assert.Zero(t, fetches.Load())
 }
 

@@ -81,15 +81,20 @@ func (c *Client) retryAtLocked(at time.Time) {
 	})
 }
 
-// scheduleSyncLocked arms the next re-read of the Store of a lone Client.
+// scheduleSyncLocked (re)arms the next re-read of the Store of a lone
+// Client: every store-sync interval, or feedSafetyRounds times that while the
+// Store's change feed is up (it tells of the changes; this is the safety
+// re-read). One timer at most: the feed's re-reads call it too.
 func (c *Client) scheduleSyncLocked() {
 	if c.cfg.storeSync <= 0 || c.closed || c.registry != nil {
 		return // a Registry's keys are synced by its wheel
 	}
+	every := c.cfg.storeSync
 	if c.feed != nil && c.feed.up.Load() {
-		return // the Store's change feed tells of every change
+		every *= feedSafetyRounds
 	}
-	c.syncTimer = time.AfterFunc(c.cfg.storeSync, c.sync)
+	stopTimer(c.syncTimer)
+	c.syncTimer = time.AfterFunc(every, c.sync)
 }
 
 // sync adopts a token that another process or replica saved in the Store, so
@@ -97,13 +102,18 @@ func (c *Client) scheduleSyncLocked() {
 // fetching one of its own. A Store found empty (Redis restarted, a file
 // deleted) gets the cached token back, so that the next process to start does
 // not fetch a token that supersedes it.
-func (c *Client) sync() {
+func (c *Client) sync() { c.syncStore() }
+
+// syncStore is sync, reporting false when the read failed (an empty Store is
+// no failure), so that the change feed can read again later.
+func (c *Client) syncStore() bool {
 	if !c.enter() {
-		return
+		return true
 	}
 	defer c.wg.Done()
 	stored, err := c.load(c.ctx)
 	c.applySync(stored, err)
+	return err == nil || errors.Is(err, ErrNotFound)
 }
 
 // applySync is sync's work on what a read of the Store returned, however it

@@ -60,6 +60,7 @@ type syncWheel struct {
 	mu    sync.Mutex
 	slots [syncSlots][]*Client
 	next  int // the slot the next tick syncs
+	round int // how many times next went round, for the feed's safety re-read
 	fill  int // the slot the next key joins: round robin, so slots differ by one key at most
 	timer *time.Timer
 }
@@ -160,9 +161,15 @@ func (r *Registry) tick() {
 	clear(w.slots[w.next][len(slot):])
 	w.slots[w.next] = slot
 	due := append([]*Client(nil), slot...)
+	// Each slot's safety re-read comes every feedSafetyRounds rounds, the
+	// slots taking turns so that the reads are spread evenly.
+	safety := (w.round+w.next)%feedSafetyRounds == 0
 	w.next = (w.next + 1) % syncSlots
+	if w.next == 0 {
+		w.round++
+	}
 	w.mu.Unlock()
-	r.syncDue(due)
+	r.syncDue(due, safety)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.scheduleTickLocked()

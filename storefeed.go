@@ -15,7 +15,12 @@ import (
 // with LoadMany, Preload warms many keys at once. A Watcher's change feed
 // replaces the periodic re-read while it is up: a change re-reads the key it
 // names, a resynchronization after the feed was interrupted re-reads every
-// key, in batches where the Store can. Feed or not, what a read finds is
+// key, in batches where the Store can. A re-read that fails is tried again
+// after a backoff (feedRetryMin doubling up to the store-sync interval). While
+// the feed is up, a slow safety re-read still reads each key every
+// feedSafetyRounds store-sync intervals: it covers a feed that claims to be up
+// but hears nothing, replicas of a previous release that do not publish, and
+// records deleted without an announcement. Feed or not, what a read finds is
 // applied as sync applies it (applySync): a newer valid token is adopted, an
 // empty Store gets the cached token back.
 
@@ -29,6 +34,13 @@ const (
 	maxPendingChanges = 1 << 16
 	// preloadLookups bounds the lookups Preload runs at once.
 	preloadLookups = 64
+	// feedSafetyRounds is how many store-sync intervals apart the safety
+	// re-read reads each key while the feed is up: 40 min at a Registry's
+	// default 4 min, for 100,000 keys 6 LoadMany calls a minute.
+	feedSafetyRounds = 10
+	// feedRetryMin is the first wait before the feed re-reads keys whose
+	// re-read failed; it doubles up to the store-sync interval.
+	feedRetryMin = time.Second
 )
 
 // storeFeed gathers what a Watcher reports until the goroutine that watches
@@ -67,6 +79,29 @@ func (f *storeFeed) notify(ch StoreChange) {
 		f.pending[ch.Key] = struct{}{}
 	}
 	f.mu.Unlock()
+	f.wakeUp()
+}
+
+// requeue puts back keys whose re-read failed, for the next pass; the
+// caller wakes the feed after its backoff.
+func (f *storeFeed) requeue(keys []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.resync {
+		return // the next pass reads every key anyway
+	}
+	for _, k := range keys {
+		if len(f.pending) >= maxPendingChanges {
+			f.resync = true
+			clear(f.pending)
+			return
+		}
+		f.pending[k] = struct{}{}
+	}
+}
+
+// wakeUp makes the feed's goroutine take another pass.
+func (f *storeFeed) wakeUp() {
 	select {
 	case f.wake <- struct{}{}:
 	default:
@@ -87,11 +122,12 @@ func (f *storeFeed) take() (keys []string, all bool) {
 
 // runFeed watches w for sh's keys until sh's context ends, and hands what the
 // feed reports to reread (all: every key), on this one goroutine; onUp runs
-// once the feed is established. A Watch that fails leaves the periodic
+// once the feed is established. The keys whose re-read failed, which reread
+// returns, are read again after a backoff. A Watch that fails leaves the periodic
 // re-reads on and is tried again every store-sync interval, logged once; a
 // Store whose feed is off (errors.ErrUnsupported) is not asked again. The
 // caller has added this goroutine to sh.wg.
-func (sh *shared) runFeed(w Watcher, f *storeFeed, reread func(keys []string, all bool), onUp func()) {
+func (sh *shared) runFeed(w Watcher, f *storeFeed, reread func(keys []string, all bool) (failed []string), onUp func()) {
 	defer sh.wg.Done()
 	for warned := false; ; {
 		err := sh.watch(w, f)
@@ -118,14 +154,35 @@ func (sh *shared) runFeed(w Watcher, f *storeFeed, reread func(keys []string, al
 	onUp()
 	// What changed before the feed was up and after the last periodic read.
 	f.notify(StoreChange{Resync: true})
+	var backoff time.Duration
 	for {
 		select {
 		case <-sh.ctx.Done():
 			return
 		case <-f.wake:
 		}
-		reread(f.take())
+		failed := reread(f.take())
+		if len(failed) == 0 {
+			backoff = 0
+			continue
+		}
+		// Never at once: a Store that fails fast must not make a hot loop.
+		backoff = nextFeedBackoff(backoff, sh.cfg.storeSync)
+		f.requeue(failed)
+		if !sleepCtx(sh.ctx, backoff) {
+			return
+		}
+		f.wakeUp()
 	}
+}
+
+// nextFeedBackoff returns the wait after a failed pass that followed one of
+// prev: feedRetryMin, then twice the last, at most limit.
+func nextFeedBackoff(prev, limit time.Duration) time.Duration {
+	if prev <= 0 {
+		return min(feedRetryMin, limit)
+	}
+	return min(2*prev, limit)
 }
 
 // watch starts w's feed for f. Watch is user code: a panic is an error, and
@@ -151,21 +208,25 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 
 // watchStore starts the change feed of a lone Client that newClient gave
 // one (its Store is a Watcher, its store sync is on): one goroutine, which
-// re-reads the key when the feed names it; the sync timer stops once the feed
-// is up.
+// re-reads the key when the feed names it, and again after a backoff when
+// that read failed; once the feed is up, the sync timer runs at
+// feedSafetyRounds times the interval, the safety re-read.
 func (c *Client) watchStore() {
 	if c.feed == nil {
 		return
 	}
 	w := c.store.(Watcher)
 	c.wg.Add(1)
-	go c.runFeed(w, c.feed, func([]string, bool) {
+	go c.runFeed(w, c.feed, func([]string, bool) []string {
 		c.feed.rereads.Add(1)
-		c.sync()
+		if !c.syncStore() {
+			return []string{c.key}
+		}
+		return nil
 	}, func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		stopTimer(c.syncTimer)
+		c.scheduleSyncLocked() // at the safety interval from now on
 	})
 }
 
@@ -183,9 +244,11 @@ func (r *Registry) watchStore() {
 
 // fed returns the Client whose Store record the feed's key is, when the
 // feed covers it. The feed names store keys: most are the Registry key, a
-// Source's StoreKey is looked up in byStoreKey.
+// Source's StoreKey is looked up in byStoreKey. A Client of snap that was
+// forgotten since (snap lags entries by up to snapDelay) is passed over for
+// the one that replaced it, which would miss the change otherwise.
 func (r *Registry) fed(key string) *Client {
-	if c := (*r.snap.Load())[key]; c != nil && c.key == key && r.feedCovers(c) {
+	if c := (*r.snap.Load())[key]; c != nil && c.key == key && c.cur.Load() != closedEntry && r.feedCovers(c) {
 		return c
 	}
 	r.mu.Lock()
@@ -206,8 +269,9 @@ func (r *Registry) feedCovers(c *Client) bool {
 	return c.shared == r.sh || c.shared.parentStore
 }
 
-// reread re-reads the keys the feed named, or every key it covers.
-func (r *Registry) reread(keys []string, all bool) {
+// reread re-reads the keys the feed named, or every key it covers, and
+// returns the keys whose read failed.
+func (r *Registry) reread(keys []string, all bool) []string {
 	var due []*Client
 	if all {
 		due = r.wheelClients(r.feedCovers)
@@ -219,7 +283,19 @@ func (r *Registry) reread(keys []string, all bool) {
 		}
 	}
 	r.sh.feed.rereads.Add(int64(len(due)))
-	r.syncMany(r.sh.ctx, due)
+	return storeKeys(r.syncMany(r.sh.ctx, due))
+}
+
+// storeKeys returns the store keys of clients.
+func storeKeys(clients []*Client) []string {
+	if len(clients) == 0 {
+		return nil
+	}
+	keys := make([]string, len(clients))
+	for i, c := range clients {
+		keys[i] = c.key
+	}
+	return keys
 }
 
 // wheelClients returns the Clients of the wheel for which keep holds.
@@ -239,44 +315,54 @@ func (r *Registry) wheelClients(keep func(*Client) bool) []*Client {
 }
 
 // syncDue re-reads the keys of a wheel slot whose turn has come: those the
-// change feed covers only while it is down, those of the Registry's Store in
-// batches where it is a BatchLoader, the others one by one.
-func (r *Registry) syncDue(due []*Client) {
+// change feed covers only while it is down or when safety says that the slot's
+// safety re-read is due, those of the Registry's Store in batches where it is
+// a BatchLoader, the others one by one. While the feed is up, the keys whose
+// read failed are handed to it, to be read again after its backoff.
+func (r *Registry) syncDue(due []*Client, safety bool) {
 	feedUp := r.sh.feed != nil && r.sh.feed.up.Load()
 	batch := due[:0:0]
 	for _, c := range due {
 		switch {
-		case feedUp && r.feedCovers(c):
+		case feedUp && r.feedCovers(c) && !safety:
 		case r.feedCovers(c):
 			batch = append(batch, c)
 		default:
 			c.sync() // a configuration, maybe a Store, of its own
 		}
 	}
-	r.syncMany(r.sh.ctx, batch)
+	failed := r.syncMany(r.sh.ctx, batch)
+	if feedUp && len(failed) > 0 {
+		r.sh.feed.requeue(storeKeys(failed))
+		r.sh.feed.wakeUp()
+	}
 }
 
 // syncMany re-reads clients, which use the Registry's Store: in batches of
-// LoadMany when it is a BatchLoader, else one Load each.
-func (r *Registry) syncMany(ctx context.Context, clients []*Client) {
+// LoadMany when it is a BatchLoader, else one Load each. It returns the
+// clients whose read failed (an empty record is no failure).
+func (r *Registry) syncMany(ctx context.Context, clients []*Client) (failed []*Client) {
 	bl, ok := r.sh.store.(BatchLoader)
 	if !ok {
 		for _, c := range clients {
-			c.sync()
+			if !c.syncStore() {
+				failed = append(failed, c)
+			}
 		}
-		return
+		return failed
 	}
 	for len(clients) > 0 {
 		n := min(len(clients), storeBatch)
-		r.syncBatch(ctx, bl, clients[:n])
+		failed = append(failed, r.syncBatch(ctx, bl, clients[:n])...)
 		clients = clients[n:]
 	}
+	return failed
 }
 
-// syncBatch reads the records of clients with one LoadMany and applies each.
-// A batch that fails is logged and left for the next pass: the cached tokens
-// stay served.
-func (r *Registry) syncBatch(ctx context.Context, bl BatchLoader, clients []*Client) {
+// syncBatch reads the records of clients with one LoadMany and applies each,
+// and returns the clients whose read failed. A batch that fails is logged and
+// applies nothing: the cached tokens stay served.
+func (r *Registry) syncBatch(ctx context.Context, bl BatchLoader, clients []*Client) (failed []*Client) {
 	keys := make([]string, len(clients))
 	for i, c := range clients {
 		keys[i] = c.key
@@ -292,7 +378,7 @@ func (r *Registry) syncBatch(ctx context.Context, bl BatchLoader, clients []*Cli
 	if err != nil {
 		r.sh.log.Warn("wxtoken: reading the store failed; serving the cached tokens and reading again later",
 			"keys", len(keys), "err", err)
-		return
+		return clients
 	}
 	for i, c := range clients {
 		if !c.enter() {
@@ -301,10 +387,12 @@ func (r *Registry) syncBatch(ctx context.Context, bl BatchLoader, clients []*Cli
 		if e := res[i].Err; e != nil && !errors.Is(e, ErrNotFound) {
 			c.log.Warn("wxtoken: reading the store failed; treating it as empty",
 				"appid", c.appID, "key", c.key, "err", e)
+			failed = append(failed, c)
 		}
 		c.applySync(res[i].Token, res[i].Err)
 		c.wg.Done()
 	}
+	return failed
 }
 
 // Preload makes the Registry hold keys, as a first Get of each would, and
