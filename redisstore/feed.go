@@ -34,8 +34,9 @@ const (
 )
 
 // WithChangeFeed makes Watch work: the engine (a wxtoken.Client or Registry
-// on this Store) then re-reads a key when another replica saved it, instead of
-// re-reading every key periodically, over one subscription per Store. Without
+// on this Store) then re-reads a key when another replica saved it, over one
+// subscription per Store, and re-reads every key only rarely (a safety
+// re-read every 10 store-sync intervals). Without
 // it Watch reports errors.ErrUnsupported and the engine re-reads
 // periodically (in batches, through LoadMany).
 //

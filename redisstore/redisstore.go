@@ -89,8 +89,9 @@
 // locks. What changes is only that Saves now also PUBLISH (the previous
 // release's Saves do not), so enable WithChangeFeed once no replica of the
 // previous release saves any more: until then a renewal saved by an old
-// replica reaches the new ones only at their next resynchronization or
-// renewal (the locked read finds it), not through the feed.
+// replica reaches the new ones only at their slow safety re-read (each key
+// every 10 store-sync intervals), next resynchronization or renewal (the
+// locked read finds it), not through the feed.
 //
 // A held lock's lease is renewed every lease/3 until it is released. When a
 // renewal finds the lock gone or taken (its key lost in a failover), the
