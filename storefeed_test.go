@@ -234,7 +234,6 @@ func TestRegistryFeedReplacesPeriodicReads(t *testing.T) {
 		assert.LessOrEqual(t, idleBatches, int64(syncSlots+1), "one LoadMany per safety tick at most")
 		t.Logf("%d keys, feed up, %v idle: %d LoadMany calls (%.1f a minute), %d keys read",
 			n, idle, idleBatches, float64(idleBatches)/idle.Minutes(), st.keysRead.Load()-keys)
-		batches = st.batches.Load()
 
 		k := scaleKey(7)
 		newer := Token{AccessToken: "renewed-elsewhere", ExpiresIn: 7200, CreateTime: time.Now()}
