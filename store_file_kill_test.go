@@ -28,7 +28,7 @@ import (
 const (
 	fsKillDirEnv  = "WXTOKEN_FILESTORE_KILL_DIR"
 	fsKillRunEnv  = "WXTOKEN_FILESTORE_KILL_RUN"
-	fsKillKeys    = 200
+	fsKillKeys    = 192 // a multiple of fsKillSavers: each key has one saver
 	fsKillSavers  = 16
 	fsKillStarted = "started"
 	fsKillSaved   = "saved " // saved <key> <token>
