@@ -177,9 +177,11 @@ func TestRegistryRenewalsSpreadOut(t *testing.T) {
 	n := scaleKeys()
 	synctest.Test(t, func(t *testing.T) {
 		var fetches atomic.Int64
+		// No store sync: it is not what this test is about, and 6,860 fake
+		// seconds of it cost most of the test's time under -race.
 		r, err := NewRegistry(func(ctx context.Context, key string) (Source, error) {
 			return &keyedSource{key: key, fetches: &fetches, life: 7200}, nil
-		}, WithStore(NewMemoryStore()), WithLogger(quietLogger()))
+		}, WithStore(NewMemoryStore()), WithLogger(quietLogger()), WithStoreSync(0))
 		require.NoError(t, err)
 		defer r.Close()
 		warm(t, r, n)
