@@ -352,6 +352,12 @@ func (c *Client) settle(cl *call, tok Token, fetched bool, err error) (_ Token, 
 		c.inflight = nil
 	}
 	now := time.Now()
+	if err == nil && !fetched {
+		if rev := c.revokedBeforeLocked(tok); rev != nil {
+			// Read from the Store before a revocation applied since.
+			tok, err = Token{}, rev
+		}
+	}
 	switch {
 	case c.closed:
 		tok, err = Token{}, ErrClosed

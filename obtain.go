@@ -204,7 +204,8 @@ func (c *Client) load(ctx context.Context) (Token, error) {
 // older than the rejected one (which superseded it); it must be newer than a
 // valid cached token; and it must be fresh, or at least unexpired when the
 // cache has nothing valid to serve meanwhile. A record the Source's
-// CheckStored refuses (a tombstone, a placeholder) is never usable.
+// CheckStored refuses (a tombstone, a placeholder) is never usable, nor one
+// not newer than the last revocation read (a slow read's older record).
 func (c *Client) usable(tok Token, req request, now time.Time) bool {
 	if tok.Validate() != nil || tok.DatedAhead(now) || tok.AccessToken == req.bad.AccessToken ||
 		c.checkStored(tok) != nil {
@@ -215,7 +216,7 @@ func (c *Client) usable(tok Token, req request, now time.Time) bool {
 	}
 	c.mu.Lock()
 	cur := c.cur.Load()
-	rejected := tok.AccessToken == c.rejected
+	rejected := tok.AccessToken == c.rejected || c.revokedBeforeLocked(tok) != nil
 	haveValid := c.servesLocked(cur, req)
 	c.mu.Unlock()
 	if rejected || (haveValid && (tok.AccessToken == cur.tok.AccessToken || cur.tok.NewerThan(tok, now))) {
@@ -308,7 +309,7 @@ func (c *Client) adoptNewer(ctx context.Context, req request) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.closed {
+	if !c.closed && c.revokedBeforeLocked(newer) == nil {
 		c.publishLocked(newer, time.Now())
 	}
 }

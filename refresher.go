@@ -126,7 +126,9 @@ func (c *Client) applySync(stored Token, err error) {
 	tok, ok := c.adopt(stored, err, request{})
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if ok && !c.closed {
+	// Checked again under the lock: a revocation applied since adopt read
+	// the cache outranks this read.
+	if ok && !c.closed && c.revokedBeforeLocked(tok) == nil {
 		c.publishLocked(tok, time.Now())
 	}
 	c.scheduleSyncLocked()

@@ -67,8 +67,12 @@ func (c *Client) noteRevoked(stored Token, loadErr error) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closed {
+		return err
+	}
+	c.rememberRevocationLocked(stored.CreateTime, err)
 	cur := c.cur.Load()
-	if c.closed || !cur.valid() || cur.tok.NewerThan(stored, time.Now()) {
+	if !cur.valid() || cur.tok.NewerThan(stored, time.Now()) {
 		return err
 	}
 	c.cur.Store(emptyEntry)
@@ -81,4 +85,25 @@ func (c *Client) noteRevoked(stored Token, loadErr error) error {
 	c.log.Warn("wxtoken: the store says the credential is revoked; the cached token is dropped",
 		"appid", c.appID, "key", c.key, "token", fingerprint(cur.tok.AccessToken), "err", err)
 	return err
+}
+
+// rememberRevocationLocked keeps err, the revocation of a record dated at,
+// unless a newer one is kept already. Reads of the Store overlap (the change
+// feed's, the sync wheel's, a caller's): one that read the record the
+// revocation replaced may be applied after the revocation, and must not bring
+// the revoked token back.
+func (c *Client) rememberRevocationLocked(at time.Time, err error) {
+	rare := c.rareLocked()
+	if rare.revoked == nil || at.After(rare.revokedAt) {
+		rare.revoked, rare.revokedAt = err, at
+	}
+}
+
+// revokedBeforeLocked returns the remembered revocation when tok, a record
+// read from the Store, is not newer than it: tok is then not served.
+func (c *Client) revokedBeforeLocked(tok Token) error {
+	if c.rare == nil || c.rare.revoked == nil || tok.CreateTime.After(c.rare.revokedAt) {
+		return nil
+	}
+	return c.rare.revoked
 }

@@ -179,3 +179,67 @@ func TestCheckStoredPanicIsAnError(t *testing.T) {
 		assert.Equal(t, "acct-1", got)
 	})
 }
+
+// stallingStore is a feedStore whose next LoadMany, once armed, reads the
+// records and then waits for release before it returns them: a slow read
+// that overlaps a change.
+type stallingStore struct {
+	*feedStore
+	armed   atomic.Bool
+	stalled chan struct{} // closed once the armed read has read
+	release chan struct{}
+}
+
+func (s *stallingStore) LoadMany(ctx context.Context, keys []string) ([]LoadResult, error) {
+	res, err := s.feedStore.LoadMany(ctx, keys)
+	if s.armed.CompareAndSwap(true, false) {
+		close(s.stalled)
+		<-s.release
+	}
+	return res, err
+}
+
+// A re-read that read the record a revocation replaced, and is applied after
+// the change feed applied the revocation, does not bring the revoked token
+// back: the wheel's safety re-read at the first tick (1 s) read the old
+// record just before the revocation was saved at that same instant.
+func TestRevokedRecordOutranksASlowerRead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := &stallingStore{feedStore: newFeedStore(), stalled: make(chan struct{}), release: make(chan struct{})}
+		src := &revocableSource{key: "acct"}
+		r, err := NewRegistry(func(ctx context.Context, key string) (Source, error) { return src, nil },
+			WithStore(store), WithLogger(quietLogger()))
+		require.NoError(t, err)
+		defer r.Close()
+		first, err := r.Get(t.Context(), "acct")
+		require.NoError(t, err)
+		synctest.Wait() // the feed is up
+
+		store.armed.Store(true)
+		select {
+		case <-store.stalled: // the wheel's first tick, a safety re-read, holds the old record
+		case <-time.After(2 * time.Second):
+			t.Fatal("no store sync read the key")
+		}
+		require.NoError(t, store.Save(t.Context(), "acct", revokedRecord()))
+		synctest.Wait() // the feed applied the revocation
+		_, err = r.Get(t.Context(), "acct")
+		require.ErrorIs(t, err, errTestRevoked)
+
+		close(store.release)
+		synctest.Wait() // the slow read applied the old record
+		got, err := r.Get(t.Context(), "acct")
+		require.ErrorIs(t, err, errTestRevoked, "the old token %q was served again", got)
+		assert.NotEqual(t, first, got)
+		assert.EqualValues(t, 1, src.fetches.Load())
+
+		time.Sleep(2 * time.Second)
+		newer := Token{AccessToken: "acct-again", ExpiresIn: 7200, CreateTime: time.Now()}
+		require.NoError(t, store.Save(t.Context(), "acct", newer))
+		synctest.Wait()
+		got, err = r.Get(t.Context(), "acct")
+		require.NoError(t, err)
+		assert.Equal(t, newer.AccessToken, got)
+		assert.EqualValues(t, 1, src.fetches.Load())
+	})
+}

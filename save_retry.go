@@ -381,7 +381,7 @@ func (c *Client) Keep(ctx context.Context, tok Token) error {
 	}
 	if c.usable(tok, request{}, time.Now()) {
 		c.mu.Lock()
-		if !c.closed {
+		if !c.closed && c.revokedBeforeLocked(tok) == nil {
 			c.publishLocked(tok, time.Now())
 		}
 		c.mu.Unlock()

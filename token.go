@@ -172,6 +172,11 @@ type rareState struct {
 	// lastReplacement is the last token fetched to replace a rejected one,
 	// with its Rejections, for Stores that do not keep that field.
 	lastReplacement replacement
+	// revoked is the error of the newest record read from the Store that
+	// revoked the credential, dated revokedAt: a record read no later than
+	// it is not served, however late a slow read hands it over.
+	revoked   error
+	revokedAt time.Time
 }
 
 // rareLocked returns c's rare state, allocating it on first use.
